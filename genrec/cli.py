@@ -1,0 +1,133 @@
+"""The `genrec` command line: a thin layer over the stage functions (`genrec.<stage>.run(config, run_dir)`).
+
+Every command takes `--config/-c` (a run YAML; defaults apply without one) and repeatable
+`--set key.sub=value` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from genrec.artifacts import RunPaths
+from genrec.config import ConfigError
+from genrec.pipeline import RunConfig, load_run_config, run_pipeline, run_stage
+from genrec.progress import console
+
+app = typer.Typer(help="genrec: LLM-driven generative recommender. One stage per command; `genrec run` runs them all.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Dataset preparation.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config YAML (configs/*.yaml)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override, e.g. --set sft.lr=1e-4 (repeatable)")]
+
+
+def _load(config: Path | None, overrides: list[str] | None) -> RunConfig:
+    try:
+        return load_run_config(config, overrides or [])
+    except ConfigError as exc:
+        console.print(f"[red]config error[/red]\n{exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1) from None
+
+
+def metrics_table(rows: dict[str, dict], title: str) -> Table:
+    """A table of HR/NDCG@k per system."""
+    table = Table(title=title)
+    table.add_column("system")
+    keys = ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, metrics in rows.items():
+        table.add_row(name, *[f"{metrics.get(k, float('nan')):.4f}" for k in keys])
+    return table
+
+
+@data_app.command("prepare")
+def data_prepare(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Read the dataset (data.name / data.path / data.interactions), split leave-one-out, write
+    items.parquet and sequences.parquet under <run_dir>/data, and print the statistics."""
+    cfg = _load(config, set_)
+    try:
+        manifest = run_stage(cfg, "data")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    table = Table(title=f"dataset {cfg.data.name} -> {cfg.run_dir / 'data'}")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key, value in manifest.counts.items():
+        table.add_row(key, f"{value:,}")
+    console.print(table)
+
+
+@app.command("baseline")
+def baseline(system: Annotated[str, typer.Argument(help="mostpop or sasrec")],
+             config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Fit a reference system (MostPop, or SASRec with full-softmax cross-entropy) on the training split,
+    write eval/<system>/recs.jsonl and print its test metrics."""
+    cfg = _load(config, [*(set_ or []), f"baselines.systems=[{system}]"])
+    try:
+        run_stage(cfg, "baselines")
+        from genrec.eval import evaluate_file
+
+        metrics = evaluate_file(RunPaths(cfg.run_dir).recs(system), cfg.run_dir)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test)"))
+
+
+@app.command("eval")
+def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
+             recs: Annotated[Path | None, typer.Option(help="score this recs.jsonl instead of the configured systems")] = None,
+             split: Annotated[str, typer.Option(help="test or valid")] = "test") -> None:
+    """Score recommendations with full-ranking HR@5/10 and NDCG@5/10. recs.jsonl has one line per user:
+    {"user": <user id>, "items": [<item id>, ... best first, >= 10]}."""
+    cfg = _load(config, set_)
+    try:
+        if recs is not None:
+            from genrec.eval import evaluate_file
+
+            rows = {recs.parent.name or str(recs): evaluate_file(recs, cfg.run_dir, split)}
+        else:
+            manifest = run_stage(cfg, "eval")
+            rows = manifest.metrics
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    console.print(metrics_table(rows, f"{cfg.data.name} ({split})"))
+    console.print_json(json.dumps(rows))
+
+
+@app.command("run")
+def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. configs/demo.yaml")],
+        set_: SetOpt = None,
+        force: Annotated[bool, typer.Option(help="re-run every stage even if fresh")] = False) -> None:
+    """Run every stage configured in CONFIG, in order, skipping stages whose config and inputs are
+    unchanged since their last successful run; print the metrics table at the end."""
+    cfg = _load(config, set_)
+
+    def report(name: str, status: str) -> None:
+        label = {"skip": "[green]fresh, skipped[/green]", "run": "[yellow]running[/yellow]", "off": "[dim]off[/dim]"}[status]
+        console.print(f"stage [bold]{name}[/bold]: {label}")
+
+    try:
+        run_pipeline(cfg, force=force, on_stage=report)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    paths = RunPaths(cfg.run_dir)
+    if cfg.eval is not None:
+        rows = {name: json.loads(paths.metrics(name).read_text()) for name in cfg.eval.systems
+                if paths.metrics(name).is_file()}
+        console.print(metrics_table(rows, f"{cfg.data.name}: test metrics (full ranking)"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,37 @@
+"""Full-ranking top-k metrics: HR@k and NDCG@k with one relevant item per user (leave-one-out)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+DEFAULT_KS = (5, 10)
+
+
+def rank_of(target: str, ranked: Sequence[str]) -> int | None:
+    """0-based position of `target` in `ranked`, or None when absent."""
+    try:
+        return list(ranked).index(target)
+    except ValueError:
+        return None
+
+
+def topk_metrics(recs: Mapping[str, Sequence[str]], targets: Mapping[str, str],
+                 ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Mean HR@k and NDCG@k over every user in `targets` (a user with no recs counts as a miss).
+
+    With a single relevant item, NDCG@k = 1 / log2(rank + 2) when the item is within the top k.
+    """
+    if not targets:
+        raise ValueError("no evaluation targets")
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("hr", "ndcg")}
+    for user, target in targets.items():
+        rank = rank_of(target, recs.get(user, ()))
+        if rank is None:
+            continue
+        for k in ks:
+            if rank < k:
+                sums[f"hr@{k}"] += 1.0
+                sums[f"ndcg@{k}"] += 1.0 / math.log2(rank + 2)
+    n = len(targets)
+    return {name: round(value / n, 6) for name, value in sorted(sums.items())}
