@@ -26,6 +26,7 @@ class RunConfig(StrictModel):
     run_dir: Path = Path("runs/demo")
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
+    # mine / label / embed / sid / sft / grpo / recommend sections are added by their stages
     eval: EvalConfig | None = None
 
 
@@ -41,10 +42,17 @@ class Stage:
         return mod.run, mod.inputs
 
 
-# Execution order. Each later issue inserts its stage where its inputs are ready.
+# Execution order. A stage's module is imported only when its config section is present.
 STAGES: tuple[Stage, ...] = (
     Stage("data", "genrec.data"),
     Stage("baselines", "genrec.baselines"),
+    Stage("mine", "genrec.mining"),
+    Stage("label", "genrec.reward"),
+    Stage("embed", "genrec.embed"),
+    Stage("sid", "genrec.sid"),
+    Stage("sft", "genrec.train.sft"),
+    Stage("grpo", "genrec.train.grpo"),
+    Stage("recommend", "genrec.decode"),
     Stage("eval", "genrec.eval"),
 )
 
@@ -58,7 +66,7 @@ def load_run_config(path: Path | None, overrides: list[str] | None = None) -> Ru
 
 def stage_config(config: RunConfig, name: str) -> BaseModel:
     """The config section of a stage, failing clearly when the run config switches it off."""
-    section = getattr(config, name)
+    section = getattr(config, name, None)
     if section is None:
         raise ConfigError(f"stage {name!r} has no section in this config; add a `{name}:` section or --set {name}.<key>=...")
     return section
@@ -82,7 +90,7 @@ def run_pipeline(config: RunConfig, force: bool = False,
     paths = RunPaths(config.run_dir)
     results: dict[str, Manifest | None] = {}
     for stage in STAGES:
-        section = getattr(config, stage.name)
+        section = getattr(config, stage.name, None)
         if section is None:
             if on_stage:
                 on_stage(stage.name, "off")
