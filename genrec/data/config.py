@@ -27,6 +27,17 @@ KNOWN_DATASETS: dict[str, DatasetFormat] = {
 }
 
 
+def detect_format(folder: Path) -> DatasetFormat | None:
+    """Guess a dataset folder's format from its file names."""
+    if any(folder.glob("*.inter.json*")):
+        return "lcrec"
+    if any(folder.glob("*.valid.csv*")):
+        return "minionerec"
+    if any(folder.glob("*.txt*")):
+        return "s3rec"
+    return None
+
+
 class DataConfig(StrictModel):
     """Where a dataset lives and how to split it.
 
@@ -52,9 +63,12 @@ class DataConfig(StrictModel):
             return self.format
         if self.interactions is not None:
             return "generic"
-        if self.name in KNOWN_DATASETS:
+        if self.path is None and self.name in KNOWN_DATASETS:
             return KNOWN_DATASETS[self.name]
-        raise ValueError(f"data.format: cannot infer the format of dataset {self.name!r}; set data.format")
+        detected = detect_format(self.folder)
+        if detected is None:
+            raise ValueError(f"data.format: cannot infer the format of {self.folder}; set data.format")
+        return detected
 
     @property
     def folder(self) -> Path:

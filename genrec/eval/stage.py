@@ -11,7 +11,7 @@ from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
 from genrec.config import StrictModel
 from genrec.data import load_items, load_sequences
 from genrec.eval.metrics import DEFAULT_KS, topk_metrics
-from genrec.eval.recs import RecsFormatError, read_recs
+from genrec.eval.recs import MIN_ITEMS, RecsFormatError, read_recs
 
 
 class EvalConfig(StrictModel):
@@ -32,7 +32,7 @@ def targets_for(run_dir: Path, split: str) -> dict[str, str]:
 def evaluate_file(recs_path: Path, run_dir: Path, split: str = "test", ks: list[int] | None = None) -> dict[str, float]:
     """Score one recs.jsonl against the run's targets; unknown users or items are errors."""
     known = set(load_items(run_dir)["item_id"])
-    recs = read_recs(recs_path, known_items=known)
+    recs = read_recs(recs_path, known_items=known, min_items=min(MIN_ITEMS, len(known)))
     targets = targets_for(run_dir, split)
     unknown_users = [u for u in recs if u not in targets]
     if unknown_users:

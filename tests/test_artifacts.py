@@ -1,0 +1,57 @@
+"""Manifests and freshness: what lets `genrec run` skip unchanged stages."""
+
+from pathlib import Path
+
+import pytest
+
+from genrec.artifacts import MissingInputError, atomic_output, is_fresh, read_manifest, stage_run
+from genrec.config import StrictModel
+
+
+class Cfg(StrictModel):
+    x: int = 1
+
+
+def test_manifest_written_and_fresh_until_input_or_config_changes(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("a")
+    out = tmp_path / "stage" / "out.txt"
+    with stage_run("s", Cfg(), tmp_path / "stage", [src]) as manifest:
+        out.write_text("done")
+        manifest.outputs = [str(out)]
+        manifest.counts["n"] = 1
+    saved = read_manifest(tmp_path / "stage")
+    assert saved is not None and saved.counts == {"n": 1} and saved.wall_s >= 0
+    assert "torch" in saved.versions or "pydantic" not in saved.versions  # versions recorded when installed
+    assert is_fresh(tmp_path / "stage", Cfg(), [src])
+    assert not is_fresh(tmp_path / "stage", Cfg(x=2), [src])
+    src.write_text("b")
+    assert not is_fresh(tmp_path / "stage", Cfg(), [src])
+    src.write_text("a")
+    out.unlink()
+    assert not is_fresh(tmp_path / "stage", Cfg(), [src])
+
+
+def test_failed_stage_leaves_no_manifest(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("a")
+    with stage_run("s", Cfg(), tmp_path / "stage", [src]):
+        pass
+    with pytest.raises(RuntimeError), stage_run("s", Cfg(), tmp_path / "stage", [src]):
+        raise RuntimeError("killed")
+    assert read_manifest(tmp_path / "stage") is None
+
+
+def test_missing_input_is_named(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError, match="absent.parquet"), stage_run("s", Cfg(), tmp_path, [tmp_path / "absent.parquet"]):
+        pass
+
+
+def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(ValueError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise ValueError
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
