@@ -15,7 +15,7 @@ def test_gguf_is_found_without_importing_the_llm_plugin() -> None:
 def test_default_llm_folder_loads_and_generates() -> None:
     path = default_llm_path()
     assert default_llm_path() == path  # reused, not rebuilt
-    assert not any(p.name.startswith(".") for p in path.parent.iterdir() if p.is_dir() and p.name.startswith(f".{path.name}"))
+    assert not list(path.parent.glob(f".{path.name}.*"))  # no half-built temp folder left behind
     model = AutoModelForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     assert model.dtype == torch.float32
