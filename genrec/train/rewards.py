@@ -1,0 +1,190 @@
+"""GRPO reward terms: each a plain function with trl's reward signature `(prompts, completions, **kwargs)`.
+
+trl calls every reward function with the decoded `completions`, the generated `completion_ids` and the
+dataset's columns as keyword arguments (here `target` and `user_id`). The SID tokens are special tokens,
+so the decoded text is empty: every term reads `completion_ids` and maps them to an item through a
+`SidCatalog`. The factories below close over the data a term needs and return a function whose
+`__name__` is the term's name (trl logs `rewards/<name>/mean`).
+
+Terms (their weights live in the GRPO config):
+- `exact_hit`: 1 when the generated item is the target.
+- `sid_prefix`: the share of the target's SID levels matched as a prefix (partial credit: right
+  category, wrong item).
+- `rank_penalty`: within one prompt's group of rollouts, the distinct wrong items ordered by the
+  rollout's log-probability get -1/log2(rank + 2) (rank 0 = the item the policy was surest of), so the
+  most confidently wrong item is punished most (the NDCG-shaped penalty of MiniOneRec).
+- `invalid_penalty`: -1 for a completion that is not a catalogue SID (0 expected: rollouts are trie-constrained).
+- `interest_reward`: the reward classifier's probability that each of the user's curated interests
+  holds for the generated item (its title and curated interests as the context), averaged over them;
+  None (no signal, ignored by trl) for a user without curated interests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+RewardFunc = Callable[..., list[float | None]]
+TERMS = ("exact_hit", "sid_prefix", "rank_penalty", "invalid_penalty", "interest_reward")
+
+
+@dataclass(frozen=True)
+class SidCatalog:
+    """The valid SIDs as token-id tuples, both ways, and the ids that end a completion (EOS, pad)."""
+
+    items: Mapping[tuple[int, ...], str]
+    sids: Mapping[str, tuple[int, ...]]
+    stop_ids: frozenset[int]
+
+    @classmethod
+    def build(cls, sid_token_ids: Mapping[str, Sequence[int]], stop_ids: Sequence[int]) -> SidCatalog:
+        """From item id -> SID token ids; fails when two items share a SID (the sid stage guarantees none)."""
+        sids = {item: tuple(int(t) for t in ids) for item, ids in sid_token_ids.items()}
+        items = {ids: item for item, ids in sids.items()}
+        if len(items) != len(sids):
+            raise ValueError(f"SID map is not unique: {len(sids)} items share {len(items)} SIDs")
+        return cls(items=items, sids=sids, stop_ids=frozenset(int(s) for s in stop_ids))
+
+    def item_of(self, completion_ids: Sequence[int]) -> str | None:
+        """The item a completion names (trailing EOS/pad ignored), or None when it is not a valid SID."""
+        ids = list(completion_ids)
+        while ids and ids[-1] in self.stop_ids:
+            ids.pop()
+        return self.items.get(tuple(ids))
+
+
+class InterestScorer(Protocol):
+    """What the interest reward needs from `genrec.reward.RewardModel`."""
+
+    def score(self, contexts: list[str], interests: list[str]) -> np.ndarray: ...
+
+
+def _named(name: str, func: RewardFunc) -> RewardFunc:
+    func.__name__ = func.__qualname__ = name
+    return func
+
+
+def make_exact_hit(catalog: SidCatalog) -> RewardFunc:
+    """1.0 when the completion is the target item's SID, else 0.0."""
+
+    def exact_hit(prompts: list, completions: list, completion_ids: list[list[int]], target: list[str],
+                  **_: Any) -> list[float | None]:
+        return [float(catalog.item_of(ids) == str(t)) for ids, t in zip(completion_ids, target, strict=True)]
+
+    return _named("exact_hit", exact_hit)
+
+
+def prefix_share(generated: Sequence[int], target: Sequence[int]) -> float:
+    """Share of the target's SID levels that the generated SID matches from the first level on."""
+    matched = 0
+    for g, t in zip(generated, target, strict=False):
+        if g != t:
+            break
+        matched += 1
+    return matched / len(target)
+
+
+def make_sid_prefix(catalog: SidCatalog) -> RewardFunc:
+    """Partial credit per matched SID level (a prefix: level 2 counts only when level 1 matches)."""
+
+    def sid_prefix(prompts: list, completions: list, completion_ids: list[list[int]], target: list[str],
+                   **_: Any) -> list[float | None]:
+        out: list[float | None] = []
+        for ids, t in zip(completion_ids, target, strict=True):
+            item = catalog.item_of(ids)
+            out.append(0.0 if item is None else prefix_share(catalog.sids[item], catalog.sids[str(t)]))
+        return out
+
+    return _named("sid_prefix", sid_prefix)
+
+
+def rank_penalties(groups: Sequence[Any], items: Sequence[str | None], targets: Sequence[str],
+                   logprobs: Sequence[float]) -> list[float]:
+    """-1/log2(rank+2) for each wrong item, rank = its place among its group's distinct items by log-prob.
+
+    A group is the set of rollouts of one prompt (`groups[i]` is its key). An item sampled several times
+    takes its best log-prob. Hits and invalid completions get 0 (they have their own terms).
+    """
+    best: dict[Any, dict[str, float]] = {}
+    for g, item, lp in zip(groups, items, logprobs, strict=True):
+        if item is not None:
+            seen = best.setdefault(g, {})
+            seen[item] = max(lp, seen.get(item, -math.inf))
+    ranks = {g: {item: r for r, (item, _) in enumerate(sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])))}
+             for g, seen in best.items()}
+    out = []
+    for g, item, t in zip(groups, items, targets, strict=True):
+        wrong = item is not None and item != str(t)
+        out.append(-1.0 / math.log2(ranks[g][item] + 2) if wrong else 0.0)
+    return out
+
+
+def make_rank_penalty(catalog: SidCatalog, rollout_logprobs: Callable[[], Sequence[float]]) -> RewardFunc:
+    """The ranking penalty; `rollout_logprobs()` returns the log-probs of the batch just generated, in order."""
+
+    def rank_penalty(prompts: list, completions: list, completion_ids: list[list[int]], target: list[str],
+                     **_: Any) -> list[float | None]:
+        logprobs = list(rollout_logprobs())
+        if len(logprobs) != len(completion_ids):
+            raise RuntimeError(f"rank_penalty: {len(logprobs)} recorded rollout log-probs for "
+                               f"{len(completion_ids)} completions; was model.generate replaced by the constrained rollout?")
+        items = [catalog.item_of(ids) for ids in completion_ids]
+        return list(rank_penalties([str(p) for p in prompts], items, [str(t) for t in target], logprobs))
+
+    return _named("rank_penalty", rank_penalty)
+
+
+def make_invalid_penalty(catalog: SidCatalog) -> RewardFunc:
+    """-1.0 for a completion that is not the SID of a catalogue item."""
+
+    def invalid_penalty(prompts: list, completions: list, completion_ids: list[list[int]],
+                        **_: Any) -> list[float | None]:
+        return [0.0 if catalog.item_of(ids) is not None else -1.0 for ids in completion_ids]
+
+    return _named("invalid_penalty", invalid_penalty)
+
+
+def item_context(title: str, interests: Sequence[str]) -> str:
+    """The text the reward classifier reads for an item: its title and curated interests."""
+    title = str(title).strip() or "unknown item"
+    return f"{title}. Interests: {'; '.join(interests)}" if interests else title
+
+
+def make_interest_reward(catalog: SidCatalog, scorer: InterestScorer, item_contexts: Mapping[str, str],
+                         user_interests: Mapping[str, Sequence[str]]) -> RewardFunc:
+    """Mean classifier probability of the user's curated interests given the generated item's context.
+
+    Scores are cached per (item, user): the classifier is deterministic and groups repeat items.
+    """
+    cache: dict[tuple[str, str], float] = {}
+
+    def interest_reward(prompts: list, completions: list, completion_ids: list[list[int]], user_id: list[str],
+                        **_: Any) -> list[float | None]:
+        items = [catalog.item_of(ids) for ids in completion_ids]
+        todo = sorted({(i, str(u)) for i, u in zip(items, user_id, strict=True)
+                       if i is not None and user_interests.get(str(u)) and (i, str(u)) not in cache})
+        contexts, interests, owners = [], [], []
+        for key in todo:
+            for interest in user_interests[key[1]]:
+                contexts.append(item_contexts[key[0]])
+                interests.append(interest)
+                owners.append(key)
+        if contexts:
+            probs = np.asarray(scorer.score(contexts, interests), dtype=float)
+            sums: dict[tuple[str, str], list[float]] = {}
+            for key, p in zip(owners, probs, strict=True):
+                sums.setdefault(key, []).append(float(p))
+            cache.update({key: float(np.mean(v)) for key, v in sums.items()})
+        out: list[float | None] = []
+        for item, u in zip(items, user_id, strict=True):
+            if not user_interests.get(str(u)):
+                out.append(None)
+            else:
+                out.append(0.0 if item is None else cache[(item, str(u))])
+        return out
+
+    return _named("interest_reward", interest_reward)
