@@ -1,0 +1,61 @@
+"""Build a fresh generative model + tokenizer for a SID vocabulary: `scratch` or `llm` (optionally LoRA)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import PreTrainedTokenizerBase
+
+from genrec.model.config import ModelConfig, ModelInfo
+from genrec.model.tokenizer import add_sid_tokens, scratch_tokenizer
+
+
+def scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, max_positions: int) -> LlamaForCausalLM:
+    """A small Llama decoder whose vocabulary is exactly the tokenizer's (specials + SID tokens)."""
+    s = config.scratch
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=s.hidden, intermediate_size=s.intermediate,
+        num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads or s.heads,
+        max_position_embeddings=max_positions, attention_dropout=s.dropout, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(llama).to(torch.float32)
+
+
+def llm_model(config: ModelConfig, sid_vocab: Sequence[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A pretrained causal LM with the SID tokens added (embeddings resized, new rows mean-initialised),
+    wrapped with LoRA adapters when `config.lora` is set (the new token rows stay trainable)."""
+    if config.base_model:
+        path = config.base_model
+    else:
+        from genrec.llm_weights import default_llm_path
+
+        path = str(default_llm_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    new_ids = add_sid_tokens(tokenizer, sid_vocab)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if config.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                          target_modules="all-linear", task_type="CAUSAL_LM",
+                          trainable_token_indices={"embed_tokens": new_ids})
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def build_model(config: ModelConfig, sid_vocab: Sequence[str], sid_levels: int,
+                max_history: int = 20) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelInfo]:
+    """A fresh model, its tokenizer and the `ModelInfo` describing its prompts."""
+    info = ModelInfo(kind=config.kind, sid_levels=sid_levels, titles=config.titles, interests=config.interests,
+                     max_history=max_history, base_model=config.base_model)
+    if config.kind == "scratch":
+        tokenizer = scratch_tokenizer(sid_vocab)
+        max_positions = 32 * ((max_history * sid_levels + sid_levels + 3) // 32 + 1)
+        return scratch_model(config, tokenizer, max_positions), tokenizer, info
+    model, tokenizer = llm_model(config, sid_vocab)
+    return model, tokenizer, info
