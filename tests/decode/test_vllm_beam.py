@@ -1,0 +1,93 @@
+"""vLLM constrained beam search: the beam bookkeeping, and parity with the transformers path on a tiny model."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from genrec.decode.trie import SidTrie
+from genrec.decode.vllm_beam import MAX_IDS_PER_REQUEST, Beam, advance, finish, plan_step
+from genrec.model import ModelConfig, ScratchConfig, build_model, build_prompt_ids, codes_to_sid, load_checkpoint
+from genrec.model import save_checkpoint, sid_vocabulary
+
+
+def toy_trie() -> SidTrie:
+    # root allows 130 tokens (> 128: split over two requests), then 2 and 1 per level
+    seqs = [[10 + a, 200 + b, 300] for a in range(130) for b in range(2)]
+    return SidTrie([f"i{n}" for n in range(len(seqs))], seqs, eos_token_id=2)
+
+
+def test_plan_step_splits_large_allowed_sets() -> None:
+    trie = toy_trie()
+    queries = plan_step([[1, 5]], [[Beam((), 0.0)]], trie)
+    assert [len(q.allowed) for q in queries] == [MAX_IDS_PER_REQUEST, 130 - MAX_IDS_PER_REQUEST]
+    assert sorted(t for q in queries for t in q.allowed) == trie.allowed([])
+    assert all(q.token_ids == [1, 5] for q in queries)
+    deeper = plan_step([[1, 5], [7]], [[Beam((10,), -1.0), Beam((11,), -2.0)], [Beam((12, 201), -0.5)]], trie)
+    assert [(q.request, q.beam, q.token_ids, q.allowed) for q in deeper] == [
+        (0, 0, [1, 5, 10], [200, 201]), (0, 1, [1, 5, 11], [200, 201]), (1, 0, [7, 12, 201], [300])]
+
+
+def test_advance_keeps_best_beams_with_summed_raw_logprobs() -> None:
+    trie = toy_trie()
+    beams = [[Beam((10,), -1.0), Beam((11,), -0.1)]]
+    queries = plan_step([[1]], beams, trie)
+    logprobs = [{200: -0.5, 201: -3.0, 99: -0.01}, {200: -2.0, 201: -0.2}]  # 99: vLLM's sampled token, not allowed
+    kept = advance(beams, queries, logprobs, num_beams=3)
+    assert [(b.tokens, round(b.score, 6)) for b in kept[0]] == [((11, 201), -0.3), ((10, 200), -1.5), ((11, 200), -2.1)]
+    done = advance(kept, plan_step([[1]], kept, trie), [{300: -1.0}] * 3, num_beams=3)
+    assert finish(done[0], trie, k=2) == [(trie.item_for([11, 201, 300]), pytest.approx(-1.3)),
+                                         (trie.item_for([10, 200, 300]), pytest.approx(-2.5))]
+
+
+def test_finish_rejects_incomplete_beams() -> None:
+    with pytest.raises(ValueError, match="not a complete SID"):
+        finish([Beam((10, 200), 0.0)], toy_trie(), k=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A float32 scratch checkpoint over 300 items whose root level has 140 codes (> 128)."""
+    rng = random.Random(0)
+    codes: set[tuple[int, int, int]] = set()
+    while len(codes) < 300:
+        codes.add((rng.randrange(140), rng.randrange(8), rng.randrange(4)))
+    sid_map = pd.DataFrame({"item_id": [str(n) for n in range(300)], "sid": [codes_to_sid(c) for c in sorted(codes)]})
+    config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
+    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a peaked random model, so beams are well separated (no float ties)
+        for param in model.parameters():
+            param.normal_(0.0, 0.4)
+    path = save_checkpoint(model, tokenizer, info, tmp_path_factory.mktemp("ckpt") / "ckpt")
+    return path, sid_map
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_matches_hf_beam_search(tiny_checkpoint: tuple[Path, pd.DataFrame]) -> None:
+    pytest.importorskip("vllm")
+    from genrec.decode.hf_beam import constrained_beam_search
+    from genrec.decode.vllm_beam import VllmBeamSearch
+
+    path, sid_map = tiny_checkpoint
+    model, tokenizer, info = load_checkpoint(path)
+    trie = SidTrie.from_sid_map(sid_map, tokenizer)
+    rng = random.Random(1)
+    prompts = [build_prompt_ids(tokenizer, info, rng.sample(list(sid_map["sid"]), rng.randint(1, 12))) for _ in range(12)]
+    expected = constrained_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12)
+
+    search = VllmBeamSearch.from_checkpoint(path, trie, enforce_eager=True)
+    got = search.search(prompts, num_beams=20, k=10, batch_size=5)  # several engine batches
+
+    known = set(sid_map["item_id"])
+    for want, have in zip(expected, got, strict=True):
+        assert len(have) == 10 and len({i for i, _ in have}) == 10 and {i for i, _ in have} <= known
+        assert [i for i, _ in have] == [i for i, _ in want]
+        assert [s for _, s in have] == pytest.approx([s for _, s in want], abs=1e-4)
+    with pytest.raises(ValueError, match="k <= num_beams"):
+        search.search(prompts[:1], num_beams=5, k=6)
