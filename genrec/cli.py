@@ -85,6 +85,36 @@ def baseline(system: Annotated[str, typer.Argument(help="mostpop or sasrec")],
     console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test)"))
 
 
+@app.command("grpo")
+def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Reinforcement learning from sft/ckpt with trl's GRPOTrainer: per prompt a group of
+    `grpo.num_generations` rollouts, confined to valid SIDs by the decoding trie, scored by weighted terms
+    (grpo.weights: exact_hit, sid_prefix, rank_penalty, invalid_penalty, interest_reward = the reward
+    classifier's score of the generated item against the user's curated interests), KL `grpo.beta` to the
+    SFT model. The checkpoint is chosen by validation NDCG@10 (step 0 = the SFT model); writes grpo/ckpt/
+    and a manifest with per-term reward curves and the invalid-rollout count."""
+    cfg = _load(config, set_)
+    if cfg.grpo is None:
+        from genrec.train.grpo import GRPOStageConfig
+
+        cfg.grpo = GRPOStageConfig()
+    try:
+        manifest = run_stage(cfg, "grpo")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    curves = manifest.metrics["reward_curves"]
+    table = Table(title=f"GRPO -> {RunPaths(cfg.run_dir).grpo_ckpt} ({manifest.counts['steps']} steps)")
+    for column in ("reward term", "weight", "first step", "last step"):
+        table.add_column(column, justify="left" if column == "reward term" else "right")
+    for name, weight in zip(manifest.metrics["reward_terms"], manifest.metrics["reward_weights"], strict=True):
+        table.add_row(name, f"{weight:g}", f"{curves[name][0]:.4f}", f"{curves[name][-1]:.4f}")
+    console.print(table)
+    console.print(f"rollouts {manifest.counts['rollouts']:,} ({manifest.metrics['rollouts_per_s']:.1f}/s), "
+                  f"invalid {manifest.counts['invalid_rollouts']}; validation NDCG@10 "
+                  f"SFT {manifest.metrics['valid_ndcg10_sft']:.4f} -> best {manifest.metrics['valid_ndcg10_best']:.4f} "
+                  f"at step {manifest.counts['best_step']}")
+
+
 @app.command("eval")
 def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
              recs: Annotated[Path | None, typer.Option(help="score this recs.jsonl instead of the configured systems")] = None,

@@ -113,7 +113,8 @@ class ConstrainedRollout:
         out = self.original(*args, logits_processor=LogitsProcessorList([processor]), output_scores=True,
                             return_dict_in_generate=True, **kwargs)
         depth = self.trie.depth
-        steps = self.model.compute_transition_scores(out.sequences, out.scores[:depth], normalize_logits=True)
+        # aligned with the last len(scores) tokens of `sequences`, i.e. every generated position
+        steps = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         sids = out.sequences[:, prompt_len:prompt_len + depth].tolist()
         valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]
         self.logprobs = steps[:, :depth].sum(dim=1).tolist()

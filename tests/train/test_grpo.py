@@ -15,7 +15,7 @@ from genrec.data import DataConfig
 from genrec.data import run as run_data
 from genrec.model import ModelConfig, ScratchConfig, build_model, load_checkpoint, save_checkpoint, sid_vocabulary
 from genrec.pipeline import load_run_config
-from genrec.train.grpo import GRPOStageConfig, RewardWeights, reward_curves, run
+from genrec.train.grpo import GRPOStageConfig, reward_curves, run
 
 SIDS = {str(i): f"<a_{i % 2}><b_{i % 3}><c_{i}>" for i in range(8)}
 
@@ -82,11 +82,20 @@ def test_grpo_stage_end_to_end(tiny_lcrec: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_grpo_rule_rewards_only_needs_no_reward_model(tiny_lcrec: Path, tmp_path: Path) -> None:
+def test_cli_grpo_with_rule_rewards_only_needs_no_reward_model(tiny_lcrec: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from genrec.cli import app
+
     run_dir = tiny_run(tiny_lcrec, tmp_path / "run", interests=False)
-    manifest = run(small_config(steps=2, weights=RewardWeights(interest_reward=0.0), beta=0.0), run_dir)
-    assert manifest.metrics["reward_terms"] == ["exact_hit", "sid_prefix", "rank_penalty", "invalid_penalty"]
-    assert manifest.counts["invalid_rollouts"] == 0
+    sets = [f"run_dir={run_dir}", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.num_generations=4", "grpo.beta=0",
+            "grpo.weights.interest_reward=0", "grpo.valid_users=4", "grpo.num_beams=10", "grpo.max_prompts=8"]
+    result = CliRunner().invoke(app, ["grpo", *[arg for s in sets for arg in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert "invalid 0" in result.output
+    manifest = json.loads((RunPaths(run_dir).stage_dir("grpo") / "manifest.json").read_text())
+    assert manifest["metrics"]["reward_terms"] == ["exact_hit", "sid_prefix", "rank_penalty", "invalid_penalty"]
+    assert manifest["counts"]["invalid_rollouts"] == 0
 
 
 def test_missing_reward_model_is_named(tiny_lcrec: Path, tmp_path: Path) -> None:
@@ -106,3 +115,48 @@ def test_reward_curves_from_log_history() -> None:
     history = [{"loss": 0.1, "reward": 0.5, "rewards/exact_hit/mean": 0.25, "rewards/exact_hit/std": 0.1, "kl": 0.01, "step": 1},
                {"train_runtime": 1.0, "step": 1}]
     assert reward_curves(history) == {"step": [1.0], "exact_hit": [0.25], "reward": [0.5], "kl": [0.01]}
+
+
+def test_trl_scores_rollouts_with_unmasked_logprobs() -> None:
+    """trl's loss log-probs (its fused LM head) are the full-vocabulary log-softmax; the rollout was sampled
+    from the trie-masked, renormalised distribution. Per token they differ by log Z(prefix) <= 0."""
+    from transformers import GenerationConfig
+    from trl.trainer.utils import add_fused_lm_head
+
+    from genrec.decode.trie import SidTrie
+    from genrec.model.tokenizer import sid_token_ids
+    from genrec.train.grpo import ConstrainedRollout
+
+    torch.manual_seed(0)
+    model_config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=16, layers=1, heads=2, intermediate=32))
+    model, tokenizer, _ = build_model(model_config, sid_vocabulary(SIDS.values()), sid_levels=3)
+    trie = SidTrie(list(SIDS), [sid_token_ids(tokenizer, s) for s in SIDS.values()], tokenizer.eos_token_id)
+    rollout = ConstrainedRollout(model, trie)
+    rollout.install()
+    prompt = torch.tensor([[tokenizer.bos_token_id, *sid_token_ids(tokenizer, SIDS["1"]), tokenizer.convert_tokens_to_ids("<ans>")]] * 4)
+    sequences = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
+                               generation_config=GenerationConfig(do_sample=True, max_new_tokens=4, top_k=0,
+                                                                  pad_token_id=tokenizer.pad_token_id,
+                                                                  eos_token_id=tokenizer.eos_token_id))
+    rollout.uninstall()
+    assert rollout.invalid == 0 and rollout.rollouts == 4
+
+    prompt_len, depth = prompt.shape[1], 3
+    with torch.no_grad():
+        logits = model(input_ids=sequences).logits[:, prompt_len - 1:prompt_len - 1 + depth]
+        add_fused_lm_head(model)
+        labels = sequences.clone()
+        labels[:, :prompt_len] = -100
+        trl_logps = model(input_ids=sequences, labels=labels, fused_lm_head=True).log_probs[:, prompt_len - 1:prompt_len - 1 + depth]
+    chosen = sequences[:, prompt_len:prompt_len + depth]
+    unmasked = torch.log_softmax(logits, -1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(trl_logps.to(unmasked.dtype), unmasked, rtol=1e-4, atol=1e-4)
+    masked = torch.full_like(logits, float("-inf"))
+    for row in range(len(chosen)):
+        for pos in range(depth):
+            allowed = trie.allowed(chosen[row, :pos].tolist())
+            masked[row, pos, allowed] = logits[row, pos, allowed]
+    masked_logps = torch.log_softmax(masked, -1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+    recorded = torch.tensor(rollout.logprobs)
+    torch.testing.assert_close(recorded, masked_logps.sum(-1), rtol=1e-4, atol=1e-4)  # what the sampler used
+    assert torch.all(recorded > unmasked.sum(-1))  # trl's loss sees less mass: the gap is -sum log Z(prefix)
