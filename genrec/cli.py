@@ -85,6 +85,33 @@ def baseline(system: Annotated[str, typer.Argument(help="mostpop or sasrec")],
     console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test)"))
 
 
+@app.command("sft")
+def sft(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Supervised fine-tuning with trl's SFTTrainer: history SIDs -> next SID (plus, for sft.model.kind=llm,
+    item title <-> SID alignment and user interests -> SID; weights in sft.tasks), loss on the completion
+    only. sft.model.kind: scratch (small Llama over SID tokens) or llm (SmolLM2-135M-Instruct by default,
+    full fine-tuning or LoRA with sft.model.lora). The checkpoint is chosen by validation NDCG@10 of
+    constrained beam search (sft.select_by); a killed run resumes from sft/trainer/. Writes sft/ckpt/.
+    Several GPUs: `accelerate launch -m genrec.cli sft ...`."""
+    cfg = _load(config, set_)
+    if cfg.sft is None:
+        from genrec.train.sft import SFTConfig
+
+        cfg.sft = SFTConfig()
+    try:
+        manifest = run_stage(cfg, "sft")
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    table = Table(title=f"SFT ({cfg.sft.model.kind}) -> {RunPaths(cfg.run_dir).sft_ckpt}, "
+                        f"{manifest.counts['steps']} steps, {manifest.metrics['train_wall_s']:.0f} s")
+    for column in ("step", "valid loss", "hr@10", "ndcg@10"):
+        table.add_column(column, justify="right")
+    for point in manifest.metrics["valid_curve"]:
+        table.add_row(str(point["step"]), *[f"{point[k]:.4f}" if k in point else "-" for k in ("loss", "hr@10", "ndcg@10")])
+    console.print(table)
+    console.print(f"best {manifest.metrics['select_by']}: {manifest.metrics['best_metric']:.4f}")
+
+
 @app.command("grpo")
 def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Reinforcement learning from sft/ckpt with trl's GRPOTrainer: per prompt a group of
@@ -113,6 +140,28 @@ def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
                   f"invalid {manifest.counts['invalid_rollouts']}; validation NDCG@10 "
                   f"SFT {manifest.metrics['valid_ndcg10_sft']:.4f} -> best {manifest.metrics['valid_ndcg10_best']:.4f} "
                   f"at step {manifest.counts['best_step']}")
+
+
+@app.command("recommend")
+def recommend(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Rank items for every test user (history = the test row's history) with constrained beam search
+    over recommend.checkpoint (sft, grpo or a folder): every generated SID is a catalogue item, lists are
+    distinct. Writes eval/<recommend.system>/recs.jsonl and prints its test metrics."""
+    cfg = _load(config, set_)
+    if cfg.recommend is None:
+        from genrec.decode import RecommendConfig
+
+        cfg.recommend = RecommendConfig()
+    try:
+        manifest = run_stage(cfg, "recommend")
+        from genrec.eval import evaluate_file
+
+        metrics = evaluate_file(RunPaths(cfg.run_dir).recs(cfg.recommend.system), cfg.run_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    console.print(metrics_table({cfg.recommend.system: metrics}, f"{cfg.recommend.system} on {cfg.data.name} (test)"))
+    console.print(f"{manifest.counts['users']:,} users, {manifest.metrics['users_per_s']:.1f} users/s "
+                  f"({manifest.metrics['num_beams']} beams)")
 
 
 @app.command("eval")

@@ -17,8 +17,10 @@ from genrec.artifacts import Manifest, RunPaths, is_fresh
 from genrec.baselines.config import BaselinesConfig
 from genrec.config import ConfigError, StrictModel, apply_overrides, build_model, read_yaml
 from genrec.data.config import DataConfig
+from genrec.decode.config import RecommendConfig
 from genrec.eval.stage import EvalConfig
 from genrec.train.grpo import GRPOStageConfig
+from genrec.train.sft import SFTConfig
 
 
 class RunConfig(StrictModel):
@@ -27,7 +29,9 @@ class RunConfig(StrictModel):
     run_dir: Path = Path("runs/demo")
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
+    sft: SFTConfig | None = None
     grpo: GRPOStageConfig | None = None
+    recommend: RecommendConfig | None = None
     # mine / label / embed / sid / sft / grpo / recommend sections are added by their stages
     eval: EvalConfig | None = None
 

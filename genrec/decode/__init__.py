@@ -1,2 +1,7 @@
 """Decoding: the SID trie and constrained beam search (`genrec.decode.trie`, `genrec.decode.hf_beam`), and the
-`recommend` stage. Kept light at import; the torch modules are imported by their full names."""
+`recommend` stage. Light at import (the pipeline imports the config); torch loads inside the stage."""
+
+from genrec.decode.config import RecommendConfig
+from genrec.decode.stage import inputs, run
+
+__all__ = ["RecommendConfig", "inputs", "run"]

@@ -12,13 +12,13 @@ from genrec.model.config import ModelConfig, ModelInfo
 from genrec.model.tokenizer import add_sid_tokens, scratch_tokenizer
 
 
-def scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, max_positions: int) -> LlamaForCausalLM:
+def scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> LlamaForCausalLM:
     """A small Llama decoder whose vocabulary is exactly the tokenizer's (specials + SID tokens)."""
     s = config.scratch
     llama = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=s.hidden, intermediate_size=s.intermediate,
         num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads or s.heads,
-        max_position_embeddings=max_positions, attention_dropout=s.dropout, tie_word_embeddings=True,
+        max_position_embeddings=s.max_positions, attention_dropout=s.dropout, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     return LlamaForCausalLM(llama).to(torch.float32)
@@ -55,7 +55,9 @@ def build_model(config: ModelConfig, sid_vocab: Sequence[str], sid_levels: int,
                      max_history=max_history, base_model=config.base_model)
     if config.kind == "scratch":
         tokenizer = scratch_tokenizer(sid_vocab)
-        max_positions = 32 * ((max_history * sid_levels + sid_levels + 3) // 32 + 1)
-        return scratch_model(config, tokenizer, max_positions), tokenizer, info
+        needed = max_history * sid_levels + sid_levels + 2  # <bos> history <ans> SID
+        if needed > config.scratch.max_positions:
+            raise ValueError(f"model.scratch.max_positions={config.scratch.max_positions} < {needed} tokens a prompt + SID needs")
+        return scratch_model(config, tokenizer), tokenizer, info
     model, tokenizer = llm_model(config, sid_vocab)
     return model, tokenizer, info

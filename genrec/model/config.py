@@ -18,6 +18,7 @@ class ScratchConfig(StrictModel):
     kv_heads: int | None = Field(None, ge=1, description="grouped-query heads; default = heads")
     intermediate: int = Field(512, ge=8)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    max_positions: int = Field(512, ge=32, description="context length (RoPE: costs no parameters)")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ScratchConfig:

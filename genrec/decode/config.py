@@ -1,0 +1,28 @@
+"""Config of the `recommend` stage (light: no torch at import)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from genrec.config import StrictModel
+
+
+class RecommendConfig(StrictModel):
+    """Rank items for every test user with constrained beam search over a trained checkpoint."""
+
+    checkpoint: str = Field("sft", description="sft, grpo, or a checkpoint folder")
+    engine: Literal["hf"] = Field("hf", description="hf: transformers generate with the trie logits processor")
+    num_beams: int = Field(20, ge=20, description="beam width (the protocol asks for >= 20)")
+    k: int = Field(20, ge=10, description="items recommended per user (<= num_beams)")
+    system: str = Field("sft", min_length=1, description="writes eval/<system>/recs.jsonl")
+    batch_size: int = Field(16, ge=1, description="users per generate call")
+    max_users: int | None = Field(None, ge=1, description="only the first N test users (quick looks; eval counts the rest as misses)")
+    threads: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _k_fits_beams(self) -> RecommendConfig:
+        if self.k > self.num_beams:
+            raise ValueError(f"k ({self.k}) must be <= num_beams ({self.num_beams})")
+        return self

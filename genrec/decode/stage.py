@@ -1,0 +1,86 @@
+"""The `recommend` stage: top-k items for every test user (history = the test row's history) by
+constrained beam search over a checkpoint, written to `eval/<system>/recs.jsonl` with their scores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from genrec.artifacts import Manifest, RunPaths, stage_run
+from genrec.decode.config import RecommendConfig
+
+
+def checkpoint_path(config: RecommendConfig, run_dir: Path) -> Path:
+    """`sft` / `grpo` name the run's own checkpoints; anything else is a folder path."""
+    paths = RunPaths(Path(run_dir))
+    return {"sft": paths.sft_ckpt, "grpo": paths.grpo_ckpt}.get(config.checkpoint, Path(config.checkpoint))
+
+
+def _uses_interests(ckpt: Path) -> bool:
+    import json
+
+    info = ckpt / "genrec.json"
+    return info.is_file() and bool(json.loads(info.read_text()).get("interests"))
+
+
+def inputs(config: RecommendConfig, run_dir: Path) -> list[Path]:
+    paths = RunPaths(Path(run_dir))
+    ckpt = checkpoint_path(config, run_dir)
+    needed = [paths.sequences, paths.items, paths.sid_map, ckpt]
+    return needed + [paths.interests_labelled] if _uses_interests(ckpt) else needed
+
+
+def run(config: RecommendConfig, run_dir: Path) -> Manifest:
+    """Recommend for every test user; 100% of returned items are catalogue items with a SID."""
+    import torch
+
+    from genrec.data import load_items, load_sequences
+    from genrec.decode.hf_beam import constrained_beam_search
+    from genrec.decode.trie import SidTrie
+    from genrec.eval.recs import write_recs
+    from genrec.model.checkpoint import load_checkpoint
+    from genrec.model.prompt import build_prompt_ids
+    from genrec.progress import progress_bar
+    from genrec.model.sources import lookup_sids, read_sid_map, user_interests
+
+    paths = RunPaths(Path(run_dir))
+    ckpt = checkpoint_path(config, run_dir)
+    with stage_run("recommend", config, paths.stage_dir("recommend"), inputs(config, run_dir)) as manifest:
+        torch.set_num_threads(config.threads)
+        model, tokenizer, info = load_checkpoint(ckpt)
+        sid_map = read_sid_map(paths.sid_map)
+        sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
+        items = load_items(run_dir)
+        titles = dict(zip(items["item_id"], items["title"].fillna(""), strict=True))
+        interests: dict[str, list[str]] = {}
+        if info.interests:
+            interests = user_interests(paths.interests_labelled, limit=5)
+        trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
+        test = load_sequences(run_dir).query("split == 'test'")
+        if config.max_users is not None:
+            test = test.head(config.max_users)
+        users = list(test["user_id"])
+        prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(h)), interests=interests.get(u),
+                                    titles=[titles.get(i, "") for i in h])
+                   for u, h in zip(users, test["history"], strict=True)]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+        ranked: dict[str, list[tuple[str, float]]] = {}
+        start = time.perf_counter()
+        with progress_bar() as bar:
+            task = bar.add_task(f"recommend ({config.system})", total=len(users), status="")
+            for first in range(0, len(order), config.batch_size):
+                chunk = order[first:first + config.batch_size]
+                results = constrained_beam_search(model, [prompts[i] for i in chunk], trie, config.num_beams,
+                                                  config.k, config.batch_size)
+                ranked.update({users[i]: r for i, r in zip(chunk, results, strict=True)})
+                bar.advance(task, len(chunk))
+        wall = time.perf_counter() - start
+        extra = {u: {"scores": [round(s, 4) for _, s in r]} for u, r in ranked.items()}
+        manifest.counts["users"] = write_recs(paths.recs(config.system),
+                                              ((u, [i for i, _ in ranked[u]]) for u in users), extra)
+        manifest.counts["short_lists"] = sum(1 for r in ranked.values() if len(r) < config.k)
+        manifest.outputs.append(str(paths.recs(config.system)))
+        manifest.metrics.update(users_per_s=round(len(users) / wall, 3), search_wall_s=round(wall, 2),
+                                checkpoint=str(ckpt), model_kind=info.kind, engine=config.engine,
+                                num_beams=config.num_beams, k=config.k)
+    return manifest
