@@ -17,6 +17,7 @@ from genrec.artifacts import RunPaths
 from genrec.config import ConfigError
 from genrec.pipeline import RunConfig, load_run_config, run_pipeline, run_stage
 from genrec.progress import console
+from genrec.reward.config import LabelConfig
 
 app = typer.Typer(help="genrec: LLM-driven generative recommender. One stage per command; `genrec run` runs them all.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -162,6 +163,33 @@ def recommend(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     console.print(metrics_table({cfg.recommend.system: metrics}, f"{cfg.recommend.system} on {cfg.data.name} (test)"))
     console.print(f"{manifest.counts['users']:,} users, {manifest.metrics['users_per_s']:.1f} users/s "
                   f"({manifest.metrics['num_beams']} beams)")
+
+
+@app.command("label")
+def label(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Train the reward classifier (RLDI) on behavioural labels and label every mined interest. A user
+    interest is positive when the user's later training items support it, an item interest when its
+    buyers' other training items do; the classifier (sentence-transformers encoder + MLP head) is scored
+    on held-out users/items against plain cosine similarity. Writes label/reward_model/ and
+    label/interests_labelled.parquet (score, label, threshold)."""
+    cfg = _load(config, set_)
+    if cfg.label is None:
+        cfg.label = LabelConfig()
+    try:
+        manifest = run_stage(cfg, "label")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    held = manifest.metrics["holdout"]
+    table = Table(title=f"reward model on held-out entities ({held['pairs']:,} pairs, "
+                        f"{held['positive_rate']:.1%} positive)")
+    for column in ("pairs", "ROC-AUC", "PR-AUC", "cosine ROC-AUC", "cosine PR-AUC"):
+        table.add_column(column, justify="left" if column == "pairs" else "right")
+    for prefix, name in (("", "all"), ("user_", "users"), ("item_", "items")):
+        table.add_row(name, *(f"{held[f'{prefix}{k}']:.3f}" for k in ("roc_auc", "pr_auc", "cosine_roc_auc", "cosine_pr_auc")))
+    console.print(table)
+    counts = manifest.counts
+    console.print(f"kept {counts['kept']:,} of {counts['interests']:,} mined interests (score >= "
+                  f"{manifest.metrics['threshold']:.3f}) -> {RunPaths(cfg.run_dir).interests_labelled}")
 
 
 @app.command("eval")

@@ -19,6 +19,7 @@ from genrec.config import ConfigError, StrictModel, apply_overrides, build_model
 from genrec.data.config import DataConfig
 from genrec.decode.config import RecommendConfig
 from genrec.eval.stage import EvalConfig
+from genrec.reward.config import LabelConfig
 from genrec.train.grpo import GRPOStageConfig
 from genrec.train.sft import SFTConfig
 
@@ -29,6 +30,7 @@ class RunConfig(StrictModel):
     run_dir: Path = Path("runs/demo")
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
+    label: LabelConfig | None = None
     sft: SFTConfig | None = None
     grpo: GRPOStageConfig | None = None
     recommend: RecommendConfig | None = None
