@@ -90,6 +90,25 @@ def test_resume_and_bad_inputs(trained: Path, tmp_path: Path) -> None:
         sft_config(tasks={"alignment": 1.0})
 
 
+def test_rerun_resumes_from_the_trainer_checkpoint(tmp_path: Path) -> None:
+    import shutil
+
+    from genrec.train.sft import run
+
+    run_dir = make_run(tmp_path / "resume")
+    tiny = {"scratch": {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32}}
+    first = run(sft_config(model=tiny, max_steps=4, eval_every=2), run_dir)
+    assert first.counts["resumed"] == 0
+    checkpoints = sorted(p.name for p in (RunPaths(run_dir).stage_dir("sft") / "trainer").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-4"]
+    shutil.rmtree(RunPaths(run_dir).stage_dir("sft") / "trainer" / "checkpoint-4")  # as if killed after step 2
+    again = run(sft_config(model=tiny, max_steps=4, eval_every=2), run_dir)
+    assert again.counts["resumed"] == 1 and again.counts["steps"] == 4
+    assert [p["step"] for p in again.metrics["valid_curve"]] == [2, 4]
+    changed = run(sft_config(model=tiny, max_steps=2, eval_every=2), run_dir)  # new config: stale checkpoints dropped
+    assert changed.counts["resumed"] == 0 and changed.counts["steps"] == 2
+
+
 def test_unknown_item_in_sid_map_is_named(tmp_path: Path) -> None:
     from genrec.train.sft import run
 
@@ -98,3 +117,26 @@ def test_unknown_item_in_sid_map_is_named(tmp_path: Path) -> None:
     sid_map.to_parquet(RunPaths(run_dir).sid_map)
     with pytest.raises(KeyError, match="'i0' has no SID"):
         run(sft_config(max_steps=1), run_dir)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_starts_and_trains(tmp_path: Path) -> None:
+    """The multi-GPU entry point (accelerate launch) runs the same command; here on CPU with one process."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = make_run(tmp_path / "acc")
+    overrides = [f"run_dir={run_dir}", "sft.max_steps=2", "sft.eval_every=2", "sft.valid_users=4", "sft.num_beams=10",
+                 "sft.batch_size=8", "sft.threads=1", "sft.model.scratch.hidden=16", "sft.model.scratch.layers=1",
+                 "sft.model.scratch.heads=2", "sft.model.scratch.intermediate=32"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genrec.cli", "sft"]
+    for item in overrides:
+        cmd += ["--set", item]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((RunPaths(run_dir).stage_dir("sft") / "manifest.json").read_text())
+    assert manifest["counts"]["steps"] == 2
+    assert (RunPaths(run_dir).sft_ckpt / "model.safetensors").is_file()
