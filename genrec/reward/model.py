@@ -17,11 +17,13 @@ from safetensors.torch import load_file, save_file
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
+from genrec.progress import track
 from genrec.reward.config import DEFAULT_ENCODER, HeadConfig
 
 META_FILE = "reward_model.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
+PROGRESS_CHUNK = 2048  # texts encoded between progress updates
 
 
 def resolve_encoder(name: str) -> str:
@@ -102,10 +104,11 @@ class TextEncoder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 embeddings [n, d]."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vectors = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+        chunks = [missing[i:i + PROGRESS_CHUNK] for i in range(0, len(missing), PROGRESS_CHUNK)]
+        for chunk in track(chunks, f"embedding {len(missing):,} texts") if len(chunks) > 1 else chunks:
+            vectors = self.model.encode(chunk, batch_size=self.batch_size, convert_to_numpy=True,
                                         normalize_embeddings=True, show_progress_bar=False)
-            for text, vec in zip(missing, vectors.astype(np.float32), strict=True):
+            for text, vec in zip(chunk, vectors.astype(np.float32), strict=True):
                 self._cache[text] = vec
         out = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
         while len(self._cache) > self.cache_size:

@@ -126,10 +126,10 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
         score = model.score_embeddings(u, v)
         cosine = (u * v).sum(axis=1)
 
-        held = holdout if holdout["label"].nunique() == 2 else train
-        held_mask = (pairs["fold"] == ("holdout" if held is holdout else "train")).to_numpy()
-        threshold = best_f1_threshold(held["label"].to_numpy(), score[held_mask])
-        model.meta.update(threshold=threshold, threshold_from=held["fold"].iloc[0])
+        threshold_from = "holdout" if holdout["label"].nunique() == 2 else "train"  # tiny runs may lack one
+        chosen = (pairs["fold"] == threshold_from).to_numpy()
+        threshold = best_f1_threshold(pairs.loc[chosen, "label"].to_numpy(), score[chosen])
+        model.meta.update(threshold=threshold, threshold_from=threshold_from)
 
         console.print(f"label: scoring {len(interests)} mined interests")
         scores = model.score(scoring_contexts(interests, train_items, texts, titles), interests["interest"].tolist())
@@ -149,7 +149,7 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
             "own_positive_pairs": int(pairs.loc[pairs["own"], "label"].sum()),
             "foreign_positive_pairs": int(pairs.loc[~pairs["own"], "label"].sum()),
         }
-        manifest.metrics = {"threshold": threshold, "threshold_from": held["fold"].iloc[0],
+        manifest.metrics = {"threshold": threshold, "threshold_from": threshold_from,
                             "holdout": evaluate(holdout, score[~is_train], cosine[~is_train]),
                             "train": evaluate(train, score[is_train], cosine[is_train])}
     return manifest
