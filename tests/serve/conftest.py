@@ -1,0 +1,124 @@
+"""A tiny served run (data, SID map, curated interests, a float32 scratch checkpoint) and a real server on it.
+
+The server is `genrec serve` in a subprocess bound to 127.0.0.1 on a free port; tests talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import torch
+
+from genrec.artifacts import RunPaths
+from genrec.data import DataConfig
+from genrec.data import run as prepare_data
+from genrec.model import ModelConfig, ScratchConfig, build_model, codes_to_sid, save_checkpoint, sid_vocabulary
+
+N_ITEMS, N_USERS = 40, 12
+API_KEY = "test-key-123"
+
+
+def build_run(run_dir: Path) -> Path:
+    """Write a complete run folder for serving; returns it."""
+    folder = run_dir.parent / "dataset"
+    folder.mkdir(parents=True)
+    sequences = {str(u): [(u * 3 + 5 * j) % N_ITEMS for j in range(4 + u % 4)] for u in range(N_USERS)}
+    (folder / "Tiny.inter.json").write_text(json.dumps(sequences))
+    meta = {str(i): {"title": f"item {i}", "description": "", "brand": "b", "categories": "c"} for i in range(N_ITEMS)}
+    (folder / "Tiny.item.json").write_text(json.dumps(meta))
+    prepare_data(DataConfig(path=folder), run_dir)
+
+    paths = RunPaths(run_dir)
+    codes = [[i % 5, (i // 5) % 4, i // 20] for i in range(N_ITEMS)]
+    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "codes": codes,
+                            "sid": [codes_to_sid(c) for c in codes]})
+    paths.sid_map.parent.mkdir(parents=True)
+    sid_map.to_parquet(paths.sid_map, index=False)
+
+    rows = [("user", "0", "field chemistry", 0.9, 1), ("user", "0", "not kept", 0.2, 0),
+            ("user", "0", "lab safety", 0.7, 1), ("item", "3", "precise measuring", 0.8, 1)]
+    labelled = pd.DataFrame([{"kind": k, "entity_id": e, "interest": i, "evidence": "", "reasoning": "",
+                              "models": ["test"], "agreement": 1, "prompt_hash": "p", "score": s, "label": lab,
+                              "threshold": 0.5} for k, e, i, s, lab in rows])
+    paths.interests_labelled.parent.mkdir(parents=True)
+    labelled.to_parquet(paths.interests_labelled, index=False)
+
+    config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
+    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.4)
+    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    return run_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running server: its address, run folder, engine and the headers that carry its API key."""
+
+    url: str
+    run_dir: Path
+    engine: str
+    headers: dict[str, str]
+    api_key: str = API_KEY
+    n_items: int = N_ITEMS
+
+
+@pytest.fixture(scope="session")
+def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_run(tmp_path_factory.mktemp("serve") / "run")
+
+
+@pytest.fixture(scope="module", params=["hf", pytest.param("vllm", marks=[pytest.mark.vllm, pytest.mark.slow])])
+def server(request: pytest.FixtureRequest, served_run: Path) -> Iterator[Server]:
+    """`genrec serve` on 127.0.0.1 (API key required), one per engine; stopped after the module."""
+    engine = request.param
+    if engine == "vllm":
+        pytest.importorskip("vllm")
+    port = free_port()
+    env = {**os.environ, "GENREC_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "genrec.cli", "serve", "--set", f"run_dir={served_run}",
+           "--set", f"serve.engine={engine}", "--set", f"serve.port={port}", "--set", "serve.num_beams=12",
+           "--set", "serve.enforce_eager=true", "--set", "serve.max_history=30"]
+    log = (served_run.parent / f"server-{engine}.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{Path(log.name).read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield Server(url=url, run_dir=served_run, engine=engine, headers={"X-API-Key": API_KEY})
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
