@@ -236,5 +236,26 @@ def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. confi
         console.print(metrics_table(rows, f"{cfg.data.name}: test metrics (full ranking)"))
 
 
+@app.command("serve")
+def serve(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Serve recommendations over HTTP (FastAPI + uvicorn) from a checkpoint (serve.checkpoint: sft, grpo or
+    a path) by constrained beam search on vLLM's async engine (serve.engine=vllm; hf = transformers, the
+    fallback; auto = vllm when installed). POST /v1/recommend {"user_id": ...} or {"history": <item ids>},
+    "k", optional "interests" -> ranked items (id, title, SID, score) and the user interests that explain
+    them; GET /healthz; GET /metrics (Prometheus). Binds serve.host:serve.port (127.0.0.1:8000); when the
+    env var named by serve.api_key_env (GENREC_API_KEY) is set, /v1/* needs it in the X-API-Key header."""
+    cfg = _load(config, set_)
+    from genrec.serve import ServeConfig
+    from genrec.serve.app import serve as run_server
+
+    settings = cfg.serve or ServeConfig()
+    console.print(f"genrec serve: {settings.checkpoint_path(cfg.run_dir)} on http://{settings.host}:{settings.port} "
+                  f"(engine {settings.engine}, {settings.num_beams} beams)")
+    try:
+        run_server(settings, cfg.run_dir)
+    except (OSError, ValueError, RuntimeError) as exc:
+        _fail(exc)
+
+
 if __name__ == "__main__":
     app()

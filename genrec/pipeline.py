@@ -20,6 +20,7 @@ from genrec.data.config import DataConfig
 from genrec.decode.config import RecommendConfig
 from genrec.eval.stage import EvalConfig
 from genrec.reward.config import LabelConfig
+from genrec.serve.config import ServeConfig
 from genrec.train.grpo import GRPOStageConfig
 from genrec.train.sft import SFTConfig
 
@@ -36,6 +37,7 @@ class RunConfig(StrictModel):
     recommend: RecommendConfig | None = None
     # mine / label / embed / sid / sft / grpo / recommend sections are added by their stages
     eval: EvalConfig | None = None
+    serve: ServeConfig | None = None  # `genrec serve` (not a pipeline stage)
 
 
 @dataclass(frozen=True)
