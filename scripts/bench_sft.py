@@ -1,0 +1,123 @@
+"""Benchmark the SFT generative recommender: HR/NDCG@5/10 of model variants on one dataset's test split.
+
+Each variant = (sid map, model config). For every variant the script makes a run folder that shares the
+prepared data (`data/` symlinked) and holds its own copy of the sid map, then runs the real stages:
+`sft` (trl SFTTrainer, validation-NDCG checkpoint choice), `recommend` (constrained beam search, 20 beams)
+and scores the test recommendations. SASRec numbers come from the baselines engineer's results file.
+
+    nice -n 10 python scripts/bench_sft.py --dataset scientific --data-run runs/bench_sft/scientific_text \
+        --sid text=runs/bench_sft/scientific_text/sid/sid_map.parquet --variant scratch:text ...
+
+Variants: `<kind>:<sid name>[:<max users>]`, kind in `scratch` / `llm` (LoRA on SmolLM2-135M-Instruct);
+`max users` limits the test users scored (CPU budget for the LLM) — the metrics are then over that
+sample only (stated in the JSON). Writes benchmarks/results/sft_<dataset>.json, merging into an existing
+file so variants can be run one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.config import REPO_ROOT
+from genrec.decode import RecommendConfig
+from genrec.decode import run as run_recommend
+from genrec.eval.metrics import topk_metrics
+from genrec.eval.recs import read_recs
+from genrec.eval.stage import targets_for
+from genrec.train.sft import SFTConfig
+from genrec.train.sft import run as run_sft
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+# Model configs per kind, sized for a 2-core CPU (stated in the results file).
+MODEL_CONFIGS: dict[str, dict] = {
+    "scratch": dict(model={"kind": "scratch", "scratch": {"hidden": 128, "layers": 2, "heads": 4, "intermediate": 512}},
+                    epochs=12, lr=2e-3, batch_size=256, warmup=0.05, eval_every=500, valid_users=500,
+                    num_beams=20, logging_steps=100),
+    "llm": dict(model={"kind": "llm", "lora": {"r": 16, "alpha": 32, "dropout": 0.05}},
+                epochs=1, max_steps=300, lr=1e-3, batch_size=16, warmup=0.05, eval_every=150, valid_users=100,
+                num_beams=20, eval_batch_size=8, logging_steps=25),
+}
+
+
+def variant_run_dir(root: Path, data_run: Path, sid_map: Path, name: str) -> Path:
+    """A run folder sharing `data_run`'s data and holding a copy of `sid_map`."""
+    run_dir = root / name
+    (run_dir / "sid").mkdir(parents=True, exist_ok=True)
+    data_link = run_dir / "data"
+    if not data_link.exists():
+        data_link.symlink_to((data_run / "data").resolve(), target_is_directory=True)
+    if not (run_dir / "sid" / "sid_map.parquet").is_file() or \
+            (run_dir / "sid" / "sid_map.parquet").read_bytes() != sid_map.read_bytes():
+        shutil.copyfile(sid_map, run_dir / "sid" / "sid_map.parquet")
+    return run_dir
+
+
+def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, overrides: dict) -> dict:
+    """SFT + recommend + test metrics for one variant."""
+    config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
+    sft = run_sft(config, run_dir)
+    rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", batch_size=16 if kind == "scratch" else 4,
+                                 max_users=max_users, threads=threads)
+    rec = run_recommend(rec_config, run_dir)
+    recs = read_recs(RunPaths(run_dir).recs(rec_config.system))
+    targets = targets_for(run_dir, "test")
+    scored = {u: targets[u] for u in recs}  # the users actually searched (all of them unless max_users)
+    return {
+        "metrics": topk_metrics(recs, scored, [5, 10]),
+        "test_users": len(scored),
+        "train_wall_s": sft.metrics["train_wall_s"],
+        "train_steps": sft.counts["steps"],
+        "train_examples": sft.counts["train_examples"],
+        "parameters": sft.counts["parameters"],
+        "valid_curve": sft.metrics["valid_curve"],
+        "best_valid_ndcg@10": sft.metrics["best_metric"],
+        "recommend_users_per_s": rec.metrics["users_per_s"],
+        "sft_config": config.model_dump(mode="json"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data-run", type=Path, required=True, help="run folder whose data/ holds the prepared split")
+    parser.add_argument("--sid", action="append", default=[], help="NAME=PATH of a sid_map.parquet (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], help="KIND:SIDNAME[:MAXUSERS] (repeatable)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sft")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="sft override KEY=JSON for every variant")
+    args = parser.parse_args()
+    sids = dict(item.split("=", 1) for item in args.sid)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    out = RESULTS / f"sft_{args.dataset}.json"
+    result = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
+    sasrec = RESULTS / f"baseline_sasrec_{args.dataset}.json"
+    if sasrec.is_file():
+        result["sasrec"] = json.loads(sasrec.read_text()).get("metrics")
+    for spec in args.variant:
+        kind, sid_name, *rest = spec.split(":")
+        max_users = int(rest[0]) if rest else None
+        name = f"{args.dataset}_{kind}_{sid_name}"
+        run_dir = variant_run_dir(args.root, args.data_run, Path(sids[sid_name]), name)
+        print(f"== {name} ({run_dir})", file=sys.stderr)
+        start = time.perf_counter()
+        entry = run_variant(kind, run_dir, max_users, args.threads, overrides)
+        entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
+        result["variants"][f"{kind}:{sid_name}"] = entry
+        result["metrics"] = {k: v["metrics"] for k, v in result["variants"].items()}
+        result.update(command=" ".join(["python", *sys.argv]), machine=machine_description(),
+                      date=datetime.now(UTC).isoformat(timespec="seconds"), dataset=args.dataset)
+        write_json(out, result)
+        print(json.dumps({name: entry["metrics"], "train_wall_s": entry["train_wall_s"],
+                          "users_per_s": entry["recommend_users_per_s"]}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
