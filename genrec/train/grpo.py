@@ -23,6 +23,7 @@ trainer's log history, the validation curve, the invalid-rollout count and rollo
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
@@ -33,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from genrec.artifacts import Manifest, RunPaths, stage_run
-from genrec.config import StrictModel
+from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
+from genrec.config import StrictModel, config_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +75,7 @@ class GRPOStageConfig(StrictModel):
     valid_users: int = Field(256, ge=1, description="validation users sampled for checkpoint choice")
     num_beams: int = Field(20, ge=10, description="beam width of the validation search")
     eval_batch_size: int = Field(32, ge=1)
+    resume: bool = Field(True, description="continue from grpo/trainer/checkpoint-* when config and inputs are unchanged")
     seed: int = 0
     threads: int = Field(2, ge=1)
 
@@ -206,36 +208,49 @@ def validation_ndcg(model: PreTrainedModel, trie: SidTrie, prompts: list[list[in
 
 
 def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTrie, prompts: list[list[int]],
-               targets: list[str], config: GRPOStageConfig) -> tuple[Any, Any]:
+               targets: list[str], config: GRPOStageConfig, state_dir: Path, resume_step: int | None,
+               ) -> tuple[Any, Any]:
     """(validation callback keeping the best weights, rich progress callback)."""
+    import torch
     from transformers import TrainerCallback
 
     from genrec.progress import progress_bar
 
     class Validation(TrainerCallback):
-        """NDCG@10 on validation at step 0 and every `eval_every` steps; keeps the best weights in memory."""
+        """NDCG@10 on validation at step 0 and every `eval_every` steps. The best weights and the curve (each
+        point with the rollout counters so far) are kept in `state_dir`, beside the trainer checkpoints, so a
+        run resumed from the checkpoint of step `resume_step` carries on with them."""
 
         def __init__(self) -> None:
-            self.curve: dict[int, dict[str, float]] = {}
-            self.best_step, self.best_ndcg, self.best_state = 0, -1.0, None
+            self.file, self.best_file = state_dir / "validation.json", state_dir / "best.pt"
+            saved = json.loads(self.file.read_text()) if resume_step is not None and self.file.is_file() else {}
+            self.curve: dict[int, dict[str, float]] = {int(k): v for k, v in saved.get("curve", {}).items()
+                                                       if int(k) <= (resume_step or 0)}
+            self.best_step, self.best_ndcg = saved.get("best_step", 0), saved.get("best_ndcg", -1.0)
+            if self.curve:
+                last = self.curve[max(self.curve)]
+                rollout.rollouts, rollout.invalid, rollout.seconds = last["rollouts"], last["invalid"], last["seconds"]
 
         def check(self, step: int) -> None:
             with rollout.paused():
                 metrics = validation_ndcg(model, trie, prompts, targets, config)
-            self.curve[step] = metrics
+            self.curve[step] = {**metrics, "rollouts": rollout.rollouts, "invalid": rollout.invalid,
+                                "seconds": rollout.seconds}
             if metrics["ndcg@10"] > self.best_ndcg:
                 self.best_step, self.best_ndcg = step, metrics["ndcg@10"]
-                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                torch.save(model.state_dict(), self.best_file)
+            write_json(self.file, {"curve": self.curve, "best_step": self.best_step, "best_ndcg": self.best_ndcg})
 
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-            self.check(0)
+            if 0 not in self.curve:
+                self.check(0)
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
             if state.global_step % config.eval_every == 0 or state.global_step == state.max_steps:
                 self.check(state.global_step)
 
         def restore_best(self) -> None:
-            model.load_state_dict(self.best_state)
+            model.load_state_dict(torch.load(self.best_file, weights_only=True))
 
     class Progress(TrainerCallback):
         """A rich bar: steps done, last mean reward, best validation NDCG@10."""
@@ -316,6 +331,19 @@ def save_atomically(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     tmp.rename(path)
 
 
+def _trainer_dir(config: GRPOStageConfig, run_dir: Path, input_hashes: dict[str, str]) -> Path:
+    """`grpo/trainer/` (trainer checkpoints + validation state), emptied unless it belongs to this very
+    config and these inputs (only then can a killed run resume from it)."""
+    folder = RunPaths(Path(run_dir)).stage_dir("grpo") / "trainer"
+    stamp = folder / "stamp.json"
+    expected = {"config": config_hash(config), "inputs": input_hashes}
+    if folder.exists() and (not config.resume or not stamp.is_file() or json.loads(stamp.read_text()) != expected):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, expected)
+    return folder
+
+
 def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     """Load the SFT checkpoint, run GRPO, save the validation-best weights to `grpo/ckpt/`."""
     import os
@@ -323,6 +351,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     import pandas as pd
     import torch
     from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
     from genrec.data import load_items, load_sequences
@@ -360,19 +389,24 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     rollout = ConstrainedRollout(model, trie)
     funcs, weights = reward_functions(config, run_dir, tokenizer, sid_map, rollout, titles, user_interests, item_interests)
     rollout.install()
-    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config)
+    trainer_dir = _trainer_dir(config, run_dir, manifest.inputs)
+    last = get_last_checkpoint(str(trainer_dir)) if config.resume else None
+    resume_step = int(last.rsplit("-", 1)[1]) if last else None
+    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config, trainer_dir,
+                                      resume_step)
     args = GRPOConfig(
-        output_dir=str(paths.stage_dir("grpo") / "trainer"), max_steps=config.steps,
+        output_dir=str(trainer_dir), max_steps=config.steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         num_generations=config.num_generations, max_completion_length=info.sid_levels + 1,
         temperature=config.temperature, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,
         num_iterations=config.num_iterations, epsilon=config.epsilon, scale_rewards=config.scale_rewards,
-        reward_weights=weights, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+        reward_weights=weights, logging_steps=1, save_strategy="steps", save_steps=config.eval_every,
+        save_total_limit=2, report_to=[], use_cpu=True,
         disable_tqdm=True, bf16=False, seed=config.seed, dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[validation, progress])
-    trainer.train()
+    trainer.train(resume_from_checkpoint=last)
     rollout.uninstall()
     validation.restore_best()
     save_atomically(model, tokenizer, info, paths.grpo_ckpt)
@@ -381,7 +415,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     manifest.counts.update(
         steps=int(trainer.state.global_step), best_step=int(validation.best_step), train_prompts=len(dataset),
         valid_users=len(valid_prompts), rollouts=rollout.rollouts, invalid_rollouts=rollout.invalid,
-        users_with_interests=len(user_interests),
+        users_with_interests=len(user_interests), resumed=int(last is not None),
     )
     manifest.metrics.update(
         reward_terms=[f.__name__ for f in funcs], reward_weights=weights,

@@ -57,7 +57,7 @@ def test_grpo_stage_end_to_end(tiny_lcrec: Path, tmp_path: Path) -> None:
     run_dir = tiny_run(tiny_lcrec, tmp_path / "run", interests=True)
     manifest = run(small_config(), run_dir)
 
-    assert manifest.counts["steps"] == 3
+    assert manifest.counts["steps"] == 3 and manifest.counts["resumed"] == 0
     assert manifest.counts["rollouts"] == 3 * 2 * 4
     assert manifest.counts["invalid_rollouts"] == 0
     curves = manifest.metrics["reward_curves"]
@@ -79,6 +79,17 @@ def test_grpo_stage_end_to_end(tiny_lcrec: Path, tmp_path: Path) -> None:
     best = manifest.counts["best_step"]
     same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), sft.state_dict().values(), strict=True))
     assert same == (best == 0)  # step 0 = the SFT weights; any later step has moved (lr 1e-3)
+
+    # a run killed after step 2's checkpoint resumes from it, with its validation state and counters
+    import shutil
+
+    trainer_dir = paths.stage_dir("grpo") / "trainer"
+    assert (trainer_dir / "checkpoint-2").is_dir()
+    shutil.rmtree(trainer_dir / "checkpoint-3")
+    again = run(small_config(), run_dir)
+    assert again.counts["resumed"] == 1 and again.counts["steps"] == 3
+    assert again.counts["rollouts"] == 3 * 2 * 4 and again.counts["invalid_rollouts"] == 0
+    assert set(again.metrics["valid_curve"]) == {"0", "2", "3"}
 
 
 @pytest.mark.slow
