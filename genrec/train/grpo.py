@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from genrec.train.rewards import RewardFunc
 
 
+PROMPT_INTERESTS = 5
+"""Curated interests per user in `llm` prompts that use them (what the `recommend` stage puts there)."""
+
+
 class RewardWeights(StrictModel):
     """Weight of each reward term in the summed reward (0 switches a term off; it is then not computed)."""
 
@@ -159,18 +163,16 @@ class PromptBuilder:
     """History rows -> prompt token ids (the SFT prompt format of the checkpoint) and their text for trl."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, sid_of: dict[str, str],
-                 titles: dict[str, str], user_interests: dict[str, list[str]]) -> None:
+                 titles: dict[str, str], prompt_interests: dict[str, list[str]]) -> None:
         self.tokenizer, self.info, self.sid_of = tokenizer, info, sid_of
-        self.titles, self.user_interests = titles, user_interests
+        self.titles, self.prompt_interests = titles, prompt_interests
 
     def ids(self, user: str, history: list[str]) -> list[int]:
         from genrec.model.prompt import build_prompt_ids
+        from genrec.model.sources import lookup_sids
 
-        unknown = [i for i in history if i not in self.sid_of]
-        if unknown:
-            raise ValueError(f"user {user!r}: history item {unknown[0]!r} has no SID in sid_map.parquet")
-        return build_prompt_ids(self.tokenizer, self.info, [self.sid_of[i] for i in history],
-                                interests=self.user_interests.get(user),
+        return build_prompt_ids(self.tokenizer, self.info, lookup_sids(self.sid_of, history),
+                                interests=self.prompt_interests.get(user),
                                 titles=[self.titles.get(i, "") for i in history])
 
     def text(self, user: str, history: list[str]) -> str:
@@ -357,6 +359,8 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     from genrec.data import load_items, load_sequences
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_checkpoint
+    from genrec.model.sources import read_sid_map
+    from genrec.model.sources import user_interests as user_interests_for_prompts
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(config.threads)
@@ -364,7 +368,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     torch.manual_seed(config.seed)
     paths = RunPaths(Path(run_dir))
     model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
-    sid_map = pd.read_parquet(paths.sid_map)
+    sid_map = read_sid_map(paths.sid_map)
     trie = SidTrie.from_sid_map(sid_map, tokenizer)
     items = load_items(run_dir)
     titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
@@ -374,8 +378,9 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
         user_interests, item_interests = interest_tables(pd.read_parquet(paths.interests_labelled))
 
     sequences = load_sequences(run_dir)
-    builder = PromptBuilder(tokenizer, info, dict(zip(sid_map["item_id"].astype(str), sid_map["sid"], strict=True)),
-                            titles, user_interests)
+    prompt_interests = user_interests_for_prompts(paths.interests_labelled, PROMPT_INTERESTS) if info.interests else {}
+    builder = PromptBuilder(tokenizer, info, dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)),
+                            titles, prompt_interests)
     train_rows = sample_rows(sequences, "train", config.max_prompts, config.seed)
     dataset = Dataset.from_dict({
         "prompt": [builder.text(u, list(h)) for u, h in zip(train_rows["user_id"], train_rows["history"], strict=True)],
