@@ -144,11 +144,13 @@ def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command("recommend")
-def recommend(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def recommend(config: ConfigOpt = None, set_: SetOpt = None,
+              engine: Annotated[str | None, typer.Option(help="hf (transformers) or vllm; same lists and scores, "
+                                                              "vllm batches every beam of a batch per step")] = None) -> None:
     """Rank items for every test user (history = the test row's history) with constrained beam search
     over recommend.checkpoint (sft, grpo or a folder): every generated SID is a catalogue item, lists are
     distinct. Writes eval/<recommend.system>/recs.jsonl and prints its test metrics."""
-    cfg = _load(config, set_)
+    cfg = _load(config, [*(set_ or []), *([f"recommend.engine={engine}"] if engine else [])])
     if cfg.recommend is None:
         from genrec.decode import RecommendConfig
 

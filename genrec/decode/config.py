@@ -13,7 +13,10 @@ class RecommendConfig(StrictModel):
     """Rank items for every test user with constrained beam search over a trained checkpoint."""
 
     checkpoint: str = Field("sft", description="sft, grpo, or a checkpoint folder")
-    engine: Literal["hf"] = Field("hf", description="hf: transformers generate with the trie logits processor")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf", description="hf: transformers generate with the trie logits processor; vllm: the same search on "
+                          "vLLM (one engine call per SID level for a whole batch; use a large batch_size, e.g. 256)")
+    enforce_eager: bool = Field(False, description="engine=vllm: skip graph compilation (fast start, slower steps)")
     num_beams: int = Field(20, ge=20, description="beam width (the protocol asks for >= 20)")
     k: int = Field(20, ge=10, description="items recommended per user (<= num_beams)")
     system: str = Field("sft", min_length=1, description="writes eval/<system>/recs.jsonl")

@@ -3,6 +3,7 @@ constrained beam search over a checkpoint, written to `eval/<system>/recs.jsonl`
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -47,7 +48,14 @@ def run(config: RecommendConfig, run_dir: Path) -> Manifest:
     ckpt = checkpoint_path(config, run_dir)
     with stage_run("recommend", config, paths.stage_dir("recommend"), inputs(config, run_dir)) as manifest:
         torch.set_num_threads(config.threads)
-        model, tokenizer, info = load_checkpoint(ckpt)
+        if config.engine == "vllm":  # the engine loads the weights; only the tokenizer and prompt info here
+            from transformers import AutoTokenizer
+
+            from genrec.model.checkpoint import load_info
+
+            model, tokenizer, info = None, AutoTokenizer.from_pretrained(ckpt), load_info(ckpt)
+        else:
+            model, tokenizer, info = load_checkpoint(ckpt)
         sid_map = read_sid_map(paths.sid_map)
         sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
         items = load_items(run_dir)
@@ -64,14 +72,21 @@ def run(config: RecommendConfig, run_dir: Path) -> Manifest:
                                     titles=[titles.get(i, "") for i in h])
                    for u, h in zip(users, test["history"], strict=True)]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+        if config.engine == "vllm":
+            from genrec.decode.vllm_beam import VllmBeamSearch
+
+            engine = VllmBeamSearch.from_checkpoint(ckpt, trie, enforce_eager=config.enforce_eager)
+            search = functools.partial(engine.search, num_beams=config.num_beams, k=config.k)
+        else:
+            search = functools.partial(constrained_beam_search, model, trie=trie, num_beams=config.num_beams,
+                                       k=config.k, batch_size=config.batch_size)
         ranked: dict[str, list[tuple[str, float]]] = {}
         start = time.perf_counter()
         with progress_bar() as bar:
             task = bar.add_task(f"recommend ({config.system})", total=len(users), status="")
             for first in range(0, len(order), config.batch_size):
                 chunk = order[first:first + config.batch_size]
-                results = constrained_beam_search(model, [prompts[i] for i in chunk], trie, config.num_beams,
-                                                  config.k, config.batch_size)
+                results = search([prompts[i] for i in chunk])
                 ranked.update({users[i]: r for i, r in zip(chunk, results, strict=True)})
                 bar.advance(task, len(chunk))
         wall = time.perf_counter() - start

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from genrec.artifacts import RunPaths
+from genrec.data import DataConfig
+from genrec.data import run as prepare_data
 from genrec.decode.trie import SidTrie
 from genrec.decode.vllm_beam import MAX_IDS_PER_REQUEST, Beam, advance, finish, plan_step
 from genrec.model import ModelConfig, ScratchConfig, build_model, build_prompt_ids, codes_to_sid, load_checkpoint
@@ -91,3 +99,40 @@ def test_vllm_matches_hf_beam_search(tiny_checkpoint: tuple[Path, pd.DataFrame])
         assert [s for _, s in have] == pytest.approx([s for _, s in want], abs=1e-4)
     with pytest.raises(ValueError, match="k <= num_beams"):
         search.search(prompts[:1], num_beams=5, k=6)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_recommend_engine_vllm_writes_the_hf_recs(tiny_checkpoint: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """`genrec recommend --engine vllm` (a real CLI process) writes the same recs.jsonl as the hf engine."""
+    pytest.importorskip("vllm")
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+    from genrec.eval import evaluate_file
+    from genrec.eval.recs import read_recs
+
+    ckpt, sid_map = tiny_checkpoint
+    folder, run_dir = tmp_path / "dataset", tmp_path / "run"
+    folder.mkdir()
+    rng = random.Random(2)
+    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(60), 6) for u in range(10)}))
+    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}"} for i in range(60)}))
+    prepare_data(DataConfig(path=folder), run_dir)
+    paths = RunPaths(run_dir)
+    paths.sid_map.parent.mkdir()
+    sid_map.to_parquet(paths.sid_map, index=False)  # 300 SIDs; the trie keeps the 60 catalogue items
+    shutil.copytree(ckpt, paths.sft_ckpt)
+
+    recommend(RecommendConfig(system="hf", num_beams=20, k=10), run_dir)
+    cmd = [sys.executable, "-m", "genrec.cli", "recommend", "--engine", "vllm", "--set", f"run_dir={run_dir}",
+           "--set", "recommend.system=vllm", "--set", "recommend.k=10", "--set", "recommend.enforce_eager=true"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    hf, vllm = read_recs(paths.recs("hf")), read_recs(paths.recs("vllm"))
+    assert len(hf) == 10 and hf == vllm
+    assert all(set(items) <= {str(i) for i in range(60)} for items in vllm.values())
+    hf_scores = [s for line in paths.recs("hf").read_text().splitlines() for s in json.loads(line)["scores"]]
+    vllm_scores = [s for line in paths.recs("vllm").read_text().splitlines() for s in json.loads(line)["scores"]]
+    assert len(vllm_scores) == 100 and vllm_scores == pytest.approx(hf_scores, abs=1e-3)
+    assert evaluate_file(paths.recs("vllm"), run_dir) == evaluate_file(paths.recs("hf"), run_dir)
