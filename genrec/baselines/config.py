@@ -24,7 +24,7 @@ class SASRecConfig(StrictModel):
     patience: int = Field(10, ge=1, description="epochs without validation NDCG@10 gain before stopping")
     eval_every: int = Field(2, ge=1)
     seed: int = 42
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1, description="torch threads; 1 avoids thread thrashing on a shared CPU")
 
 
 class BaselinesConfig(StrictModel):

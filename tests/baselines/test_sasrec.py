@@ -1,0 +1,96 @@
+"""SASRec learns a deterministic next-item rule, returns valid top-k lists, and is reproducible."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from genrec.baselines.config import SASRecConfig
+from genrec.baselines.mostpop import most_popular
+from genrec.baselines.sasrec import SASRec, fit_and_recommend, training_windows
+from genrec.data.split import leave_one_out
+from genrec.eval.metrics import topk_metrics
+
+N_ITEMS = 40
+CFG = SASRecConfig(hidden=32, layers=1, heads=2, dropout=0.1, lr=5e-3, batch_size=64, epochs=40, patience=10,
+                   eval_every=2, seed=7, threads=1)
+
+
+def _dataset(users: int = 160, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every user walks the item cycle i -> i+1 (mod N_ITEMS) from a random start, 5-9 steps."""
+    rng = random.Random(seed)
+    raw = {}
+    for u in range(users):
+        start, length = rng.randrange(N_ITEMS), rng.randint(5, 9)
+        raw[f"u{u}"] = [f"i{(start + t) % N_ITEMS}" for t in range(length)]
+    items = pd.DataFrame({"item_id": [f"i{j}" for j in range(N_ITEMS)]})
+    return items, leave_one_out(raw, max_history=20)
+
+
+def _test_targets(sequences: pd.DataFrame) -> dict[str, str]:
+    test = sequences[sequences["split"] == "test"]
+    return dict(zip(test["user_id"], test["target"], strict=True))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory):
+    items, sequences = _dataset()
+    out = tmp_path_factory.mktemp("sasrec")
+    return items, sequences, out, fit_and_recommend(CFG, items, sequences, 10, out)
+
+
+def test_learns_next_item_rule_far_above_mostpop(fitted) -> None:
+    _, sequences, _, result = fitted
+    targets = _test_targets(sequences)
+    pop = most_popular(sequences, 10)
+    mostpop = topk_metrics({u: pop for u in targets}, targets)
+    sasrec = topk_metrics(result.recs, targets)
+    assert sasrec["hr@10"] >= 0.9
+    assert sasrec["hr@10"] > mostpop["hr@10"] + 0.5
+    assert sasrec["ndcg@10"] > 0.5
+
+
+def test_outputs_are_valid(fitted) -> None:
+    items, sequences, out, result = fitted
+    assert set(result.recs) == set(_test_targets(sequences))
+    known = set(items["item_id"])
+    for recs in result.recs.values():
+        assert len(recs) == 10 and len(set(recs)) == 10 and set(recs) <= known
+    summary = result.summary
+    assert 1 <= summary["best_epoch"] <= summary["epochs_run"] <= CFG.epochs
+    assert summary["best_valid_ndcg@10"] > 0.5
+    saved = torch.load(out / "model.pt", weights_only=False)
+    assert saved["item_ids"] == list(items["item_id"])
+    model = SASRec(N_ITEMS, CFG)
+    model.load_state_dict(saved["state_dict"])
+
+
+def test_same_seed_same_recommendations(fitted, tmp_path: Path) -> None:
+    items, sequences, _, first = fitted
+    again = fit_and_recommend(CFG, items, sequences, 10, tmp_path)
+    assert again.recs == first.recs
+    assert again.summary["history"] == first.summary["history"]
+
+
+def test_training_windows_cover_every_training_target_once() -> None:
+    items = pd.DataFrame({"item_id": [f"i{j}" for j in range(30)]})
+    raw = {"long": [f"i{j}" for j in range(25)], "short": ["i0", "i1", "i2"], "mid": ["i25", "i26", "i27", "i28"]}
+    sequences = leave_one_out(raw, max_history=20)
+    windows = training_windows(sequences, {f"i{j}": j + 1 for j in range(30)}, max_len=4)
+    assert windows.shape[1] == 5
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+    targets = sorted(targets[inputs != 0].tolist())
+    # long: training items i0..i22 -> targets i1..i22; mid: i25,i26 -> target i26; short: i0 alone -> none
+    assert targets == sorted([j + 1 for j in range(1, 23)] + [27])
+    # the valid/test targets of "long" (i23, i24) and "mid" (i27, i28) never appear in training windows
+    assert not {24, 25, 28, 29} & set(windows.flatten().tolist())
+
+
+def test_unknown_item_is_a_clear_error(tmp_path: Path) -> None:
+    items, sequences = _dataset(users=10)
+    with pytest.raises(ValueError, match="not in items.parquet"):
+        fit_and_recommend(CFG, items[items["item_id"] != "i3"], sequences, 10, tmp_path)
