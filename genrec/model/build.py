@@ -45,6 +45,11 @@ def llm_model(config: ModelConfig, sid_vocab: Sequence[str]) -> tuple[PreTrained
                           target_modules="all-linear", task_type="CAUSAL_LM",
                           trainable_token_indices={"embed_tokens": new_ids})
         model = get_peft_model(model, lora)
+        head = model.get_output_embeddings()
+        if not hasattr(head, "bias"):
+            # peft 0.21 wraps a tied lm_head in TrainableTokensWrapper, which exposes `.weight` (with the trained
+            # token rows merged in) but not `.bias`; trl 1.16's fused LM-head loss reads both. The head has none.
+            head.bias = None
     return model, tokenizer
 
 

@@ -138,7 +138,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             load_best_model_at_end=True, metric_for_best_model=config.select_by,
             greater_is_better=config.select_by != "loss", logging_steps=config.logging_steps, report_to="none",
             seed=config.seed, data_seed=config.seed, completion_only_loss=True, max_length=None,
-            disable_tqdm=True, dataloader_num_workers=0, bf16=False,
+            disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, bf16=False,
         )
         trainer = RankingSFTTrainer(model=model, args=args, train_dataset=to_dataset(train),
                                     eval_dataset=to_dataset(valid), processing_class=tokenizer, probe=probe,

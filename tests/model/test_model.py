@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from genrec.model import ModelConfig, ModelInfo, ScratchConfig, SidFormatError, codes_to_sid, parse_sid, sid_vocabulary
 from genrec.model.build import build_model
@@ -63,26 +61,11 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
-def tiny_pretrained(folder: Path) -> Path:
-    """A stand-in 'pretrained LM': word-level English tokenizer + random tiny Llama, saved as an HF folder."""
-    words = ["<unk>", "<s>", "</s>", "Purchase", "history,", "oldest", "first:", "Next", "item:", "Item:", "Semantic",
-             "ID:", "title:", "The", "user's", "interests:", "(none)", "camping", "stove"]
-    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
-                                         bos_token_id=1, eos_token_id=2))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def test_llm_lora_merges_into_a_plain_checkpoint(tmp_path: Path) -> None:
-    base = tiny_pretrained(tmp_path / "base")
+def test_llm_lora_merges_into_a_plain_checkpoint(tmp_path: Path, tiny_causal_lm: Path) -> None:
+    base = tiny_causal_lm
     config = ModelConfig(kind="llm", base_model=str(base), lora=LoraSettings(r=4, alpha=8, dropout=0.0), titles=True)
     model, tokenizer, info = build_model(config, sid_vocabulary(SIDS), sid_levels=3)
-    assert tokenizer.pad_token is not None and len(tokenizer) == 19 + 10 + 2
+    assert tokenizer.pad_token is not None and len(tokenizer) == 20 + 10 + 2
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("lora_A" in n for n in trainable) and not any(n.endswith("q_proj.base_layer.weight") for n in trainable)
     with torch.no_grad():  # make the adapters non-trivial so merging matters

@@ -24,8 +24,10 @@ def make_run(root: Path) -> Path:
             for u in range(N_USERS) for t in range(5 + u % 3)]
     root.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(root / "inter.csv", index=False)
+    meta = [{"item_id": f"i{i}", "title": f"camping item {i}"} for i in range(N_ITEMS)]
+    (root / "items.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
     run_dir = root / "run"
-    run_data(DataConfig(interactions=root / "inter.csv"), run_dir)
+    run_data(DataConfig(interactions=root / "inter.csv", item_meta=root / "items.jsonl"), run_dir)
     codes = [[i % 2, (i // 2) % 3, i // 6] for i in range(N_ITEMS)]
     sid_map = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_ITEMS)], "codes": codes,
                             "sid": [codes_to_sid(c) for c in codes]})
@@ -140,3 +142,34 @@ def test_accelerate_launch_starts_and_trains(tmp_path: Path) -> None:
     manifest = json.loads((RunPaths(run_dir).stage_dir("sft") / "manifest.json").read_text())
     assert manifest["counts"]["steps"] == 2
     assert (RunPaths(run_dir).sft_ckpt / "model.safetensors").is_file()
+
+
+def test_llm_kind_with_alignment_and_interest_tasks(tmp_path: Path, tiny_causal_lm: Path) -> None:
+    from genrec.model.checkpoint import load_checkpoint
+    from genrec.train.sft import run
+
+    run_dir = make_run(tmp_path / "llm")
+    labelled = pd.DataFrame({"kind": ["user", "user", "user", "item"], "entity_id": ["u0", "u0", "u1", "i0"],
+                             "interest": ["camping", "stove", "camping", "x"], "score": [0.9, 0.8, 0.2, 0.9],
+                             "label": [1, 1, 0, 1]})
+    RunPaths(run_dir).interests_labelled.parent.mkdir(parents=True)
+    labelled.to_parquet(RunPaths(run_dir).interests_labelled)
+    config = sft_config(model={"kind": "llm", "base_model": str(tiny_causal_lm), "lora": {"r": 4, "alpha": 8},
+                               "titles": True, "interests": True},
+                        tasks={"history": 1.0, "alignment": 0.5, "interests": 2.0}, max_steps=2, eval_every=2,
+                        valid_users=4, batch_size=8)
+    manifest = run(config, run_dir)
+    assert manifest.counts["train_alignment"] == N_ITEMS  # half of 2 x 12 (title -> SID, SID -> title)
+    u0_items = len(make_history(run_dir, "u0"))
+    assert manifest.counts["train_interests"] == 2 * u0_items  # only u0 has curated (label 1) interests
+    model, tokenizer, info = load_checkpoint(RunPaths(run_dir).sft_ckpt)
+    assert info.kind == "llm" and info.interests and info.titles
+    assert "<a_0>" in tokenizer.get_vocab() and model.config.vocab_size >= len(tokenizer)
+
+
+def make_history(run_dir: Path, user: str) -> list[str]:
+    """The user's training items (the valid row's history)."""
+    from genrec.data import load_sequences
+
+    seq = load_sequences(run_dir)
+    return list(seq[(seq["user_id"] == user) & (seq["split"] == "valid")]["history"].iloc[0])
