@@ -86,6 +86,61 @@ def baseline(system: Annotated[str, typer.Argument(help="mostpop or sasrec")],
     console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test)"))
 
 
+@app.command("embed")
+def embed(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Encode every item for semantic IDs (IEID): item text (embed.template) and its curated interests
+    (label/interests_labelled.parquet rows with label 1, weighted by score; else mine/interests.parquet;
+    else none) with a local sentence-transformers model, fused by embed.fusion (concat, weighted_sum,
+    text_only), optionally with image vectors (embed.image_emb). Writes embed/item_emb.safetensors."""
+    cfg = _load(config, set_)
+    if cfg.embed is None:
+        from genrec.embed.config import EmbedConfig
+
+        cfg.embed = EmbedConfig()
+    try:
+        manifest = run_stage(cfg, "embed")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    counts, metrics = manifest.counts, manifest.metrics
+    console.print(f"{counts['items']:,} items -> {RunPaths(cfg.run_dir).item_emb} (fused dim {counts['dim_fused']}, "
+                  f"fusion {cfg.embed.fusion}); interests from {metrics['interest_source']}"
+                  f"{' (' + metrics['interest_file'] + ')' if metrics['interest_file'] else ''}: "
+                  f"{counts['items_with_interests']:,} items ({metrics['interest_coverage']:.1%})")
+
+
+@app.command("sid")
+def sid(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Turn item embeddings into unique semantic IDs like <a_12><b_200><c_7>: an RQ-VAE (sid.quantizer=rqvae;
+    MLP autoencoder, residual codebooks with k-means init and dead-code reset) or residual k-means
+    (rqkmeans); collisions re-assigned to free last-level codes, else an extra <d_i> level. Writes
+    sid/sid_map.parquet and sid/rqvae.safetensors; prints collision rate, codebook use, reconstruction."""
+    cfg = _load(config, set_)
+    if cfg.sid is None:
+        from genrec.sid.config import SidConfig
+
+        cfg.sid = SidConfig()
+    try:
+        manifest = run_stage(cfg, "sid")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    m = manifest.metrics
+    table = Table(title=f"{m['quantizer']} semantic IDs -> {RunPaths(cfg.run_dir).sid_map}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = {
+        "items": f"{manifest.counts['items']:,}",
+        "SID length (tokens)": str(manifest.counts["levels"]),
+        "collision rate before / after": f"{m['collision_rate_before']:.2%} / {m['collision_rate_after']:.0%}",
+        "codebook utilisation per level": " ".join(f"{u:.0%}" for u in m["utilization"]),
+        "reconstruction MSE": f"{m['recon_loss']:.5f}",
+        "co-consumption ratio (same first code vs random)": f"{m['co_consumption']['ratio']:.2f}",
+        "training wall time": f"{m['train_wall_s']:.1f} s",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+
+
 @app.command("sft")
 def sft(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Supervised fine-tuning with trl's SFTTrainer: history SIDs -> next SID (plus, for sft.model.kind=llm,

@@ -18,9 +18,11 @@ from genrec.baselines.config import BaselinesConfig
 from genrec.config import ConfigError, StrictModel, apply_overrides, build_model, read_yaml
 from genrec.data.config import DataConfig
 from genrec.decode.config import RecommendConfig
+from genrec.embed.config import EmbedConfig
 from genrec.eval.stage import EvalConfig
 from genrec.reward.config import LabelConfig
 from genrec.serve.config import ServeConfig
+from genrec.sid.config import SidConfig
 from genrec.train.grpo import GRPOStageConfig
 from genrec.train.sft import SFTConfig
 
@@ -32,6 +34,8 @@ class RunConfig(StrictModel):
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
     label: LabelConfig | None = None
+    embed: EmbedConfig | None = None
+    sid: SidConfig | None = None
     sft: SFTConfig | None = None
     grpo: GRPOStageConfig | None = None
     recommend: RecommendConfig | None = None
