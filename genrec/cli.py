@@ -15,6 +15,7 @@ from rich.table import Table
 
 from genrec.artifacts import RunPaths
 from genrec.config import ConfigError
+from genrec.mining.config import MiningConfig
 from genrec.pipeline import RunConfig, load_run_config, run_pipeline, run_stage
 from genrec.progress import console
 from genrec.reward.config import LabelConfig
@@ -84,6 +85,59 @@ def baseline(system: Annotated[str, typer.Argument(help="mostpop or sasrec")],
     except (OSError, ValueError) as exc:
         _fail(exc)
     console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test)"))
+
+
+@app.command("mine")
+def mine(config: ConfigOpt = None, set_: SetOpt = None,
+         limit: Annotated[int | None, typer.Option(help="mine a deterministic sample of N items and N users")] = None) -> None:
+    """Mine deep interests (needs, motivations, use contexts, lifestyles) of items and users with the LLM
+    backends in the `mine:` section (hf / vllm / openai; default: SmolLM2-135M-Instruct on vLLM). Every
+    answer is cached in <run_dir>/mine/mining.sqlite, so an interrupted run resumes; writes
+    mine/interests.parquet and prints per-backend parse-success rate and speed."""
+    overrides = [*(set_ or []), *([f"mine.limit_items={limit}", f"mine.limit_users={limit}"] if limit else [])]
+    cfg = _load(config, overrides)
+    if cfg.mine is None:
+        cfg.mine = MiningConfig()
+    try:
+        manifest = run_stage(cfg, "mine")
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    table = Table(title=f"mining -> {RunPaths(cfg.run_dir).interests}")
+    for column in ("backend", "requests", "ok", "failed", "asked now", "parse rate", "req/s", "tok/s"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for label, s in manifest.metrics["backends"].items():
+        table.add_row(label, *(str(s[k]) for k in ("requests", "ok", "failed", "asked_now")),
+                      f"{s['parse_success_rate']:.1%}", f"{s['items_per_s']:.2f}", f"{s['tokens_per_s']:.0f}")
+    console.print(table)
+    console.print(f"{manifest.counts['interests']:,} interests for {manifest.counts['items']:,} items and "
+                  f"{manifest.counts['users']:,} users (mean agreement {manifest.metrics['mean_agreement']})")
+
+
+@app.command("label")
+def label(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Train the reward classifier (RLDI) on behavioural labels and label every mined interest. A user
+    interest is positive when the user's later training items support it, an item interest when its
+    buyers' other training items do; the classifier (sentence-transformers encoder + MLP head) is scored
+    on held-out users/items against plain cosine similarity. Writes label/reward_model/ and
+    label/interests_labelled.parquet (score, label, threshold)."""
+    cfg = _load(config, set_)
+    if cfg.label is None:
+        cfg.label = LabelConfig()
+    try:
+        manifest = run_stage(cfg, "label")
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    held = manifest.metrics["holdout"]
+    table = Table(title=f"reward model on held-out entities ({held['pairs']:,} pairs, "
+                        f"{held['positive_rate']:.1%} positive)")
+    for column in ("pairs", "ROC-AUC", "PR-AUC", "cosine ROC-AUC", "cosine PR-AUC"):
+        table.add_column(column, justify="left" if column == "pairs" else "right")
+    for prefix, name in (("", "all"), ("user_", "users"), ("item_", "items")):
+        table.add_row(name, *(f"{held[f'{prefix}{k}']:.3f}" for k in ("roc_auc", "pr_auc", "cosine_roc_auc", "cosine_pr_auc")))
+    console.print(table)
+    counts = manifest.counts
+    console.print(f"kept {counts['kept']:,} of {counts['interests']:,} mined interests (score >= "
+                  f"{manifest.metrics['threshold']:.3f}) -> {RunPaths(cfg.run_dir).interests_labelled}")
 
 
 @app.command("embed")
@@ -220,33 +274,6 @@ def recommend(config: ConfigOpt = None, set_: SetOpt = None,
     console.print(metrics_table({cfg.recommend.system: metrics}, f"{cfg.recommend.system} on {cfg.data.name} (test)"))
     console.print(f"{manifest.counts['users']:,} users, {manifest.metrics['users_per_s']:.1f} users/s "
                   f"({manifest.metrics['num_beams']} beams)")
-
-
-@app.command("label")
-def label(config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Train the reward classifier (RLDI) on behavioural labels and label every mined interest. A user
-    interest is positive when the user's later training items support it, an item interest when its
-    buyers' other training items do; the classifier (sentence-transformers encoder + MLP head) is scored
-    on held-out users/items against plain cosine similarity. Writes label/reward_model/ and
-    label/interests_labelled.parquet (score, label, threshold)."""
-    cfg = _load(config, set_)
-    if cfg.label is None:
-        cfg.label = LabelConfig()
-    try:
-        manifest = run_stage(cfg, "label")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-    held = manifest.metrics["holdout"]
-    table = Table(title=f"reward model on held-out entities ({held['pairs']:,} pairs, "
-                        f"{held['positive_rate']:.1%} positive)")
-    for column in ("pairs", "ROC-AUC", "PR-AUC", "cosine ROC-AUC", "cosine PR-AUC"):
-        table.add_column(column, justify="left" if column == "pairs" else "right")
-    for prefix, name in (("", "all"), ("user_", "users"), ("item_", "items")):
-        table.add_row(name, *(f"{held[f'{prefix}{k}']:.3f}" for k in ("roc_auc", "pr_auc", "cosine_roc_auc", "cosine_pr_auc")))
-    console.print(table)
-    counts = manifest.counts
-    console.print(f"kept {counts['kept']:,} of {counts['interests']:,} mined interests (score >= "
-                  f"{manifest.metrics['threshold']:.3f}) -> {RunPaths(cfg.run_dir).interests_labelled}")
 
 
 @app.command("eval")

@@ -20,6 +20,7 @@ from genrec.data.config import DataConfig
 from genrec.decode.config import RecommendConfig
 from genrec.embed.config import EmbedConfig
 from genrec.eval.stage import EvalConfig
+from genrec.mining.config import MiningConfig
 from genrec.reward.config import LabelConfig
 from genrec.serve.config import ServeConfig
 from genrec.sid.config import SidConfig
@@ -33,6 +34,7 @@ class RunConfig(StrictModel):
     run_dir: Path = Path("runs/demo")
     data: DataConfig = DataConfig()
     baselines: BaselinesConfig | None = None
+    mine: MiningConfig | None = None
     label: LabelConfig | None = None
     embed: EmbedConfig | None = None
     sid: SidConfig | None = None

@@ -1,0 +1,59 @@
+"""`vllm` backend: vLLM's offline engine with JSON-schema structured outputs.
+
+Engine settings that make vLLM fast on a small CPU (DESIGN.md): in-process engine
+(`VLLM_ENABLE_V1_MULTIPROCESSING=0`), `block_size=32` so prefix caching hits, a 1 GiB KV cache. Engines
+are kept per process and reused by later stage runs with the same settings (one engine start per process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from genrec.mining.backends.base import Generation, Sampling, batches
+from genrec.mining.config import BackendConfig
+from genrec.mining.prompts import Request
+from genrec.mining.schema import answer_schema
+
+_ENGINES: dict[tuple, Any] = {}
+
+
+def engine(model_path: str, config: BackendConfig) -> Any:
+    """A shared `vllm.LLM` for this model and engine settings."""
+    key = (model_path, config.enforce_eager, config.block_size, config.max_model_len)
+    if key not in _ENGINES:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        from vllm import LLM
+
+        _ENGINES[key] = LLM(model=model_path, dtype="float32", block_size=config.block_size,
+                            enforce_eager=config.enforce_eager, max_model_len=config.max_model_len,
+                            enable_prefix_caching=True, seed=0,
+                            # per-request `disable_any_whitespace` is ignored by xgrammar; the engine's is used
+                            structured_outputs_config={"disable_any_whitespace": True})
+    return _ENGINES[key]
+
+
+class VLLMBackend:
+    """Batches of chat requests through `LLM.chat`; images go in as `image_url` parts for vision models."""
+
+    def __init__(self, config: BackendConfig, model_path: str):
+        self.config, self.model_id = config, model_path
+        self.llm = engine(model_path, config)
+
+    def _params(self, sampling: Sampling) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        structured = (StructuredOutputsParams(json=answer_schema())
+                      if self.config.structured else None)
+        return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature, seed=sampling.seed,
+                              structured_outputs=structured)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[tuple[int, Generation]]:
+        params = self._params(sampling)
+        for chunk in batches(len(requests), self.config.batch_size):
+            outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
+            for i, out in zip(chunk, outputs, strict=True):
+                yield i, Generation(out.outputs[0].text, len(out.outputs[0].token_ids))
