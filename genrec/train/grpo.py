@@ -353,6 +353,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     import pandas as pd
     import torch
     from datasets import Dataset
+    from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
@@ -411,6 +412,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     )
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[validation, progress])
+    trainer.remove_callback(PrinterCallback)  # the rich bar reports progress; the log dicts go to the manifest
     trainer.train(resume_from_checkpoint=last)
     rollout.uninstall()
     validation.restore_best()
