@@ -30,8 +30,8 @@ def engine(model_path: str, config: BackendConfig) -> Any:
         _ENGINES[key] = LLM(model=model_path, dtype="float32", block_size=config.block_size,
                             enforce_eager=config.enforce_eager, max_model_len=config.max_model_len,
                             enable_prefix_caching=True, seed=0,
-                            # per-request `disable_any_whitespace` is ignored by xgrammar; the engine's is used
-                            structured_outputs_config={"disable_any_whitespace": True})
+                            # compact JSON: the engine-level setting is the one xgrammar honours
+                            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
     return _ENGINES[key]
 
 
