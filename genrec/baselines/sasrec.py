@@ -11,6 +11,8 @@ target is predicted exactly once per epoch. Validation and test use the `valid` 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -158,10 +160,29 @@ def _train_epoch(model: SASRec, optim: torch.optim.Optimizer, windows: torch.Ten
     return total / max(count, 1)
 
 
+def _fingerprint(cfg: SASRecConfig, item_ids: np.ndarray, windows: torch.Tensor) -> str:
+    """What a checkpoint must match to be resumed: the config (threads aside), the items and the windows."""
+    digest = hashlib.sha256(json.dumps([cfg.model_dump(exclude={"threads"}), item_ids.tolist()]).encode())
+    digest.update(windows.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The training state saved at the last evaluation, if it belongs to this config and data."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False)
+    return state if state.get("fingerprint") == fingerprint else None
+
+
 def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int,
                       out_dir: Path) -> SASRecResult:
     """Train SASRec with early stopping on validation NDCG@10, save the best weights to `out_dir/model.pt`,
-    and return the top-k test recommendations (history items are not filtered, as for generative models)."""
+    and return the top-k test recommendations (history items are not filtered, as for generative models).
+
+    The full training state is saved to `out_dir/checkpoint.pt` at every evaluation; a killed run with the
+    same config and data resumes from it (RNG states included, so the result equals an uninterrupted run).
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -177,32 +198,51 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
 
     model = SASRec(len(item_ids), cfg)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best_ndcg, best_epoch, best_state, epoch = -1.0, 0, copy.deepcopy(model.state_dict()), 0
-    history: list[dict] = []
-    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    ckpt_path, fingerprint = out_dir / "checkpoint.pt", _fingerprint(cfg, item_ids, windows)
+    state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": copy.deepcopy(model.state_dict()),
+             "history": [], "wall_s": 0.0, "stopped": False}
+    resumed = _load_checkpoint(ckpt_path, fingerprint)
+    if resumed is not None:
+        model.load_state_dict(resumed.pop("model"))
+        optim.load_state_dict(resumed.pop("optim"))
+        generator.set_state(resumed.pop("generator"))
+        torch.set_rng_state(resumed.pop("torch_rng"))
+        state.update(resumed)
+    resumed_from = state["epoch"]
+    start = time.perf_counter() - state["wall_s"]
     with progress_bar() as bar:
-        task = bar.add_task("SASRec epochs", total=cfg.epochs, status="")
-        for epoch in range(1, cfg.epochs + 1):
+        task = bar.add_task("SASRec epochs", total=cfg.epochs, completed=state["epoch"], status="")
+        for epoch in range(state["epoch"] + 1, 0 if state["stopped"] else cfg.epochs + 1):
             loss = _train_epoch(model, optim, windows, cfg.batch_size, generator)
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                ndcg = ndcg_at(top_items(model, valid_hist, 10), valid_targets)
-                history.append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg@10": round(ndcg, 5)})
-                if ndcg > best_ndcg:
-                    best_ndcg, best_epoch, best_state = ndcg, epoch, copy.deepcopy(model.state_dict())
-                bar.update(task, status=f"loss {loss:.3f} valid ndcg@10 {ndcg:.4f} (best {best_ndcg:.4f} @ {best_epoch})")
-                if epoch - best_epoch >= cfg.patience:
-                    bar.advance(task)
-                    break
             bar.advance(task)
-    train_wall = time.perf_counter() - start
+            if epoch % cfg.eval_every and epoch != cfg.epochs:
+                continue
+            ndcg = ndcg_at(top_items(model, valid_hist, 10), valid_targets)
+            state["history"].append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg@10": round(ndcg, 5)})
+            if ndcg > state["best_ndcg"]:
+                state.update(best_ndcg=ndcg, best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+            state.update(epoch=epoch, wall_s=time.perf_counter() - start,
+                         stopped=epoch - state["best_epoch"] >= cfg.patience)
+            with atomic_output(ckpt_path) as tmp:
+                torch.save({**state, "fingerprint": fingerprint, "model": model.state_dict(),
+                            "optim": optim.state_dict(), "generator": generator.get_state(),
+                            "torch_rng": torch.get_rng_state()}, tmp)
+            status = f"loss {loss:.3f} valid ndcg@10 {ndcg:.4f} (best {state['best_ndcg']:.4f} @ {state['best_epoch']})"
+            bar.update(task, status=status)
+            bar.console.log(f"SASRec epoch {epoch}: {status}")
+            if state["stopped"]:
+                break
 
-    model.load_state_dict(best_state)
-    with atomic_output(Path(out_dir) / "model.pt") as tmp:
-        torch.save({"state_dict": best_state, "item_ids": item_ids.tolist(), "config": cfg.model_dump()}, tmp)
+    model.load_state_dict(state["best_state"])
+    with atomic_output(out_dir / "model.pt") as tmp:
+        torch.save({"state_dict": state["best_state"], "item_ids": item_ids.tolist(), "config": cfg.model_dump()},
+                   tmp)
     top = top_items(model, test_hist, k) - 1
     recs = {user: item_ids[row].tolist() for user, row in zip(test_users, top.numpy(), strict=True)}
-    summary = {"best_epoch": best_epoch, "best_valid_ndcg@10": round(best_ndcg, 6), "epochs_run": epoch,
-               "train_wall_s": round(train_wall, 1), "train_windows": len(windows),
+    summary = {"best_epoch": state["best_epoch"], "best_valid_ndcg@10": round(state["best_ndcg"], 6),
+               "epochs_run": state["epoch"], "resumed_from_epoch": resumed_from,
+               "train_wall_s": round(state["wall_s"], 1), "train_windows": len(windows),
                "train_targets": int((windows[:, :-1] != PAD).sum()),
-               "params": sum(p.numel() for p in model.parameters()), "history": history}
+               "params": sum(p.numel() for p in model.parameters()), "history": state["history"]}
     return SASRecResult(recs, summary)

@@ -94,3 +94,31 @@ def test_unknown_item_is_a_clear_error(tmp_path: Path) -> None:
     items, sequences = _dataset(users=10)
     with pytest.raises(ValueError, match="not in items.parquet"):
         fit_and_recommend(CFG, items[items["item_id"] != "i3"], sequences, 10, tmp_path)
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import genrec.baselines.sasrec as sasrec
+
+    items, sequences = _dataset(users=60)
+    cfg = CFG.model_copy(update={"epochs": 8, "patience": 8})
+    whole = fit_and_recommend(cfg, items, sequences, 10, tmp_path / "whole")
+
+    real_epoch, calls = sasrec._train_epoch, []
+
+    def dies_in_epoch_5(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(sasrec, "_train_epoch", dies_in_epoch_5)
+    with pytest.raises(KeyboardInterrupt):
+        fit_and_recommend(cfg, items, sequences, 10, tmp_path / "resumed")
+    monkeypatch.setattr(sasrec, "_train_epoch", real_epoch)
+    resumed = fit_and_recommend(cfg, items, sequences, 10, tmp_path / "resumed")
+    assert resumed.summary["resumed_from_epoch"] == 4
+    assert resumed.summary["history"] == whole.summary["history"]
+    assert resumed.recs == whole.recs
+    # a different config does not resume from that checkpoint
+    other = fit_and_recommend(cfg.model_copy(update={"lr": 1e-3}), items, sequences, 10, tmp_path / "resumed")
+    assert other.summary["resumed_from_epoch"] == 0
