@@ -65,6 +65,7 @@ def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], tr
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if any(not p for p in prompts):
         raise ValueError("empty prompt: every prompt needs at least the <ans> marker")
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: adapters stay active
     eos = trie.eos_token_id
     if eos is None:
         raise ValueError("the trie needs eos_token_id")

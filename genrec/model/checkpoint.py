@@ -1,6 +1,7 @@
 """Checkpoints: a plain HF folder (config, model.safetensors, tokenizer) + `genrec.json` (`ModelInfo`).
 
-LoRA adapters are merged before saving, so every checkpoint loads with `AutoModelForCausalLM` and vLLM.
+LoRA adapters are merged before saving, so every checkpoint loads with `AutoModelForCausalLM` and vLLM. The
+saved generation_config holds only the special token ids (a base LLM's sampling defaults are dropped).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from genrec.model.config import ModelInfo
 
@@ -20,6 +22,9 @@ def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     """Write model (LoRA merged), tokenizer and `genrec.json` to `path`."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    # A neutral generation_config: nothing (sampling, temperature, penalties) for decoders to inherit by accident.
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)

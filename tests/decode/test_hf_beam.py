@@ -97,3 +97,23 @@ def test_bad_arguments(setup) -> None:
         constrained_beam_search(model, prompts, trie, num_beams=4, k=5, batch_size=2)
     with pytest.raises(ValueError, match="empty prompt"):
         constrained_beam_search(model, [[]], trie, num_beams=4, k=2, batch_size=2)
+
+
+def test_peft_wrapped_model_searches_with_its_adapters(setup) -> None:
+    """A LoRA-wrapped model (the llm kind during SFT) gives the same lists as its merged copy."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model, _, trie, _, prompts = setup
+    peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    peft_model.get_base_model().generation_config.do_sample = True  # must not leak through the wrapper
+    wrapped = constrained_beam_search(peft_model, prompts, trie, num_beams=8, k=8, batch_size=5)
+    merged = constrained_beam_search(peft_model.merge_and_unload(), prompts, trie, num_beams=8, k=8, batch_size=5)
+    plain = constrained_beam_search(model, prompts, trie, num_beams=8, k=8, batch_size=5)
+    assert [[i for i, _ in r] for r in wrapped] == [[i for i, _ in r] for r in merged]
+    assert [[round(s, 4) for _, s in r] for r in wrapped] != [[round(s, 4) for _, s in r] for r in plain]

@@ -89,3 +89,12 @@ def test_llm_lora_merges_into_a_plain_checkpoint(tmp_path: Path, tiny_causal_lm:
 def test_model_info_is_strict() -> None:
     with pytest.raises(ValueError):
         ModelInfo(kind="scratch", sid_levels=3, unknown=1)
+
+
+def test_saved_generation_config_is_neutral(tmp_path: Path) -> None:
+    model, tokenizer, info = build_model(ModelConfig(scratch=TINY), sid_vocabulary(SIDS), sid_levels=3)
+    model.generation_config.do_sample, model.generation_config.temperature = True, 0.3
+    save_checkpoint(model, tokenizer, info, tmp_path / "ckpt")
+    loaded, _, _ = load_checkpoint(tmp_path / "ckpt")
+    assert not loaded.generation_config.do_sample and loaded.generation_config.temperature in (None, 1.0)
+    assert loaded.generation_config.eos_token_id == tokenizer.eos_token_id
