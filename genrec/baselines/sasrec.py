@@ -161,8 +161,11 @@ def _train_epoch(model: SASRec, optim: torch.optim.Optimizer, windows: torch.Ten
 
 
 def _fingerprint(cfg: SASRecConfig, item_ids: np.ndarray, windows: torch.Tensor) -> str:
-    """What a checkpoint must match to be resumed: the config (threads aside), the items and the windows."""
-    digest = hashlib.sha256(json.dumps([cfg.model_dump(exclude={"threads"}), item_ids.tolist()]).encode())
+    """What a checkpoint must match to be resumed: the items, the windows and every setting that shapes the
+    training trajectory (not `threads`, nor the schedule bounds `epochs` / `patience`, which may be changed
+    to extend or cut short a resumed run)."""
+    config = cfg.model_dump(exclude={"threads", "epochs", "patience"})
+    digest = hashlib.sha256(json.dumps([config, item_ids.tolist()]).encode())
     digest.update(windows.numpy().tobytes())
     return digest.hexdigest()
 
@@ -181,7 +184,8 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
     and return the top-k test recommendations (history items are not filtered, as for generative models).
 
     The full training state is saved to `out_dir/checkpoint.pt` at every evaluation; a killed run with the
-    same config and data resumes from it (RNG states included, so the result equals an uninterrupted run).
+    same config and data resumes from it (RNG states included, so the result equals an uninterrupted run);
+    `epochs` and `patience` may differ on resume, to extend a run or to cut it short at the last evaluation.
     """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -201,7 +205,7 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
     out_dir = Path(out_dir)
     ckpt_path, fingerprint = out_dir / "checkpoint.pt", _fingerprint(cfg, item_ids, windows)
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": copy.deepcopy(model.state_dict()),
-             "history": [], "wall_s": 0.0, "stopped": False}
+             "history": [], "wall_s": 0.0}
     resumed = _load_checkpoint(ckpt_path, fingerprint)
     if resumed is not None:
         model.load_state_dict(resumed.pop("model"))
@@ -213,7 +217,8 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
     start = time.perf_counter() - state["wall_s"]
     with progress_bar() as bar:
         task = bar.add_task("SASRec epochs", total=cfg.epochs, completed=state["epoch"], status="")
-        for epoch in range(state["epoch"] + 1, 0 if state["stopped"] else cfg.epochs + 1):
+        patience_left = state["epoch"] - state["best_epoch"] < cfg.patience
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1 if patience_left else 0):
             loss = _train_epoch(model, optim, windows, cfg.batch_size, generator)
             bar.advance(task)
             if epoch % cfg.eval_every and epoch != cfg.epochs:
@@ -222,8 +227,7 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
             state["history"].append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg@10": round(ndcg, 5)})
             if ndcg > state["best_ndcg"]:
                 state.update(best_ndcg=ndcg, best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
-            state.update(epoch=epoch, wall_s=time.perf_counter() - start,
-                         stopped=epoch - state["best_epoch"] >= cfg.patience)
+            state.update(epoch=epoch, wall_s=time.perf_counter() - start)
             with atomic_output(ckpt_path) as tmp:
                 torch.save({**state, "fingerprint": fingerprint, "model": model.state_dict(),
                             "optim": optim.state_dict(), "generator": generator.get_state(),
@@ -231,7 +235,7 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
             status = f"loss {loss:.3f} valid ndcg@10 {ndcg:.4f} (best {state['best_ndcg']:.4f} @ {state['best_epoch']})"
             bar.update(task, status=status)
             bar.console.log(f"SASRec epoch {epoch}: {status}")
-            if state["stopped"]:
+            if epoch - state["best_epoch"] >= cfg.patience:
                 break
 
     model.load_state_dict(state["best_state"])

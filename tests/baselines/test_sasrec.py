@@ -115,6 +115,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(KeyboardInterrupt):
         fit_and_recommend(cfg, items, sequences, 10, tmp_path / "resumed")
     monkeypatch.setattr(sasrec, "_train_epoch", real_epoch)
+    # cut short at the last evaluation (epoch 4): finishes from the checkpoint without training further
+    cut = fit_and_recommend(cfg.model_copy(update={"epochs": 4}), items, sequences, 10, tmp_path / "resumed")
+    assert cut.summary["epochs_run"] == 4 and cut.summary["history"] == whole.summary["history"][:2]
+    # or carried on to the full schedule: the same result as the uninterrupted run
     resumed = fit_and_recommend(cfg, items, sequences, 10, tmp_path / "resumed")
     assert resumed.summary["resumed_from_epoch"] == 4
     assert resumed.summary["history"] == whole.summary["history"]
