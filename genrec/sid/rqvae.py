@@ -51,7 +51,11 @@ class ResidualQuantizer(nn.Module):
 
 
 class RQVAE(nn.Module):
-    """Encoder, residual quantiser, decoder (mirror of the encoder)."""
+    """Encoder, residual quantiser, decoder (mirror of the encoder).
+
+    Inputs are centred and divided by one global scale (buffers fitted on the items), so the reconstruction
+    loss is O(1) whatever the embedding's norm; the reconstruction is returned in the input's units.
+    """
 
     def __init__(self, input_dim: int, cfg: RQVAEConfig, levels: int, size: int) -> None:
         super().__init__()
@@ -59,17 +63,26 @@ class RQVAE(nn.Module):
         self.encoder = mlp(widths, cfg.dropout)
         self.decoder = mlp(widths[::-1], cfg.dropout)
         self.quantizer = ResidualQuantizer(levels, size, cfg.latent_dim)
+        self.register_buffer("input_mean", torch.zeros(input_dim))
+        self.register_buffer("input_scale", torch.ones(()))
+
+    def fit_input_scale(self, x: torch.Tensor) -> None:
+        self.input_mean.copy_(x.mean(0))
+        self.input_scale.copy_((x - x.mean(0)).pow(2).mean().sqrt().clamp_min(1e-8))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder((x - self.input_mean) / self.input_scale)
 
     def forward(self, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """(reconstruction, codes, vq loss, per-level residuals)."""
-        z_q, codes, vq_loss, residuals = self.quantizer(self.encoder(x), beta)
-        return self.decoder(z_q), codes, vq_loss, residuals
+        z_q, codes, vq_loss, residuals = self.quantizer(self.encode(x), beta)
+        return self.decoder(z_q) * self.input_scale + self.input_mean, codes, vq_loss, residuals
 
 
 @torch.no_grad()
 def kmeans_init(model: RQVAE, x: torch.Tensor, seed: int) -> None:
     """Set each codebook to k-means centroids of all items' residuals at that level."""
-    residual = model.encoder(x)
+    residual = model.encode(x)
     for level, book in enumerate(model.quantizer.codebooks):
         centroids = torch.from_numpy(kmeans_centroids(residual.numpy(), book.shape[0], seed + level))
         book.copy_(centroids)
@@ -80,7 +93,7 @@ def kmeans_init(model: RQVAE, x: torch.Tensor, seed: int) -> None:
 def reset_dead_codes(model: RQVAE, x: torch.Tensor, generator: torch.Generator) -> list[int]:
     """Move every code that no item uses onto the residual of a random item at its level; returns the
     number reset per level. Levels are visited in order so a reset at level l is seen by level l+1."""
-    residual = model.encoder(x)
+    residual = model.encode(x)
     reset = []
     for book in model.quantizer.codebooks:
         idx = torch.cdist(residual, book).argmin(1)
@@ -101,6 +114,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, levels: int, size: int, seed: i
     generator = torch.Generator().manual_seed(seed)
     data = torch.from_numpy(np.asarray(x, np.float32))
     model = RQVAE(data.shape[1], cfg, levels, size)
+    model.fit_input_scale(data)
     if cfg.kmeans_init:
         model.eval()
         kmeans_init(model, data, seed)
@@ -113,7 +127,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, levels: int, size: int, seed: i
             total = recon_total = 0.0
             for batch in torch.randperm(len(data), generator=generator).split(cfg.batch_size):
                 recon, _, vq_loss, _ = model(data[batch], cfg.beta)
-                recon_loss = ((recon - data[batch]) ** 2).mean()
+                recon_loss = ((recon - data[batch]) / model.input_scale).pow(2).mean()
                 loss = recon_loss + vq_loss
                 optimiser.zero_grad()
                 loss.backward()

@@ -64,19 +64,21 @@ def run(config: SidConfig, run_dir: Path) -> Manifest:
         co = co_consumption(result.codes[:, 0], baskets)
         manifest.outputs = [str(paths.sid_map), str(paths.rqvae)]
         manifest.counts = {"items": len(item_ids), "levels": int(codes.shape[1]),
-                           "moved_or_extended": int((codes[:, :result.codes.shape[1]] != result.codes).any(1).sum())}
+                           "reassigned": int((codes[:, :result.codes.shape[1]] != result.codes).any(1).sum())}
         manifest.metrics = {
             "quantizer": config.quantizer,
             "collision_rate_before": round(collision_rate(result.codes), 6),
             "collision_rate_after": collision_rate(codes),
             "utilization": utilisation(result.codes, config.codebook_size),
             "recon_loss": result.recon_loss,
+            # share of the embeddings' variance the quantised reconstruction misses (comparable across inputs)
+            "recon_rel": result.recon_loss / max(float(x.var(axis=0).mean()), 1e-12),
             "train_wall_s": round(train_s, 3),
             "extra_level": bool(codes.shape[1] > result.codes.shape[1]),
             "max_extra_code": int(codes[:, -1].max()) if codes.shape[1] > result.codes.shape[1] else 0,
             "co_consumption": co,
         }
         if result.history.get("recon"):
-            manifest.metrics["final_train_recon"] = result.history["recon"][-1]
+            manifest.metrics["final_train_recon_normalised"] = result.history["recon"][-1]
             manifest.metrics["dead_codes_reset"] = int(sum(result.history.get("dead_codes", [])))
     return manifest

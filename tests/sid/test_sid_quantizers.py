@@ -35,7 +35,7 @@ def test_kmeans_init_sets_codebooks_to_centroids_of_residuals() -> None:
     model = RQVAE(8, CFG, levels=2, size=6)
     kmeans_init(model, x, seed=3)
     with torch.no_grad():
-        z = model.encoder(x).numpy()
+        z = model.encode(x).numpy()
     expected = kmeans_centroids(z, 6, seed=3)
     assert np.allclose(model.quantizer.codebooks[0].detach().numpy(), expected, atol=1e-5)
     _, codes, _, _ = model(x, beta=0.25)
@@ -55,7 +55,7 @@ def test_dead_code_reset_revives_unused_codes() -> None:
     book = model.quantizer.codebooks[0].detach()
     assert book.abs().max() < 1e3
     with torch.no_grad():
-        z = model.encoder(x)
+        z = model.encode(x)
     assert torch.isclose(z, book[2]).all(1).any()  # moved onto some item's residual
 
 
