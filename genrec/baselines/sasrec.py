@@ -187,7 +187,15 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
     same config and data resumes from it (RNG states included, so the result equals an uninterrupted run);
     `epochs` and `patience` may differ on resume, to extend a run or to cut it short at the last evaluation.
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    try:
+        return _fit(cfg, items, sequences, k, Path(out_dir))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int, out_dir: Path) -> SASRecResult:
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     index = _index(items)
@@ -202,7 +210,6 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
 
     model = SASRec(len(item_ids), cfg)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    out_dir = Path(out_dir)
     ckpt_path, fingerprint = out_dir / "checkpoint.pt", _fingerprint(cfg, item_ids, windows)
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": copy.deepcopy(model.state_dict()),
              "history": [], "wall_s": 0.0}
