@@ -32,12 +32,14 @@ from genrec.train.grpo import run as grpo
 LINKED = ("data", "sid", "sft", "label", "mine", "embed")
 
 
-def variant_dir(source: Path, out: Path, name: str) -> Path:
-    """A run folder for one variant whose input stages are symlinks to the source run's."""
+def variant_dir(source: Path, out: Path, name: str, label: Path | None) -> Path:
+    """A run folder for one variant whose input stages are symlinks to the source run's (and `label/` to
+    `label`'s, when the reward model was trained in another run folder on the same data split)."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     for stage in LINKED:
-        target, link = (source / stage).resolve(), folder / stage
+        origin = label if stage == "label" and label is not None else source
+        target, link = (origin / stage).resolve(), folder / stage
         if target.exists() and not link.exists():
             link.symlink_to(target, target_is_directory=True)
     return folder
@@ -89,6 +91,9 @@ def main() -> None:
     parser.add_argument("--test-users", type=int, default=1000)
     parser.add_argument("--interest-weight", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label", type=Path, default=None, help="run folder whose label/ (reward model) to use")
+    parser.add_argument("--variants", default="sft,grpo_rules,grpo_interest",
+                        help="comma-separated subset; results are merged into an existing JSON of the same dataset")
     args = parser.parse_args()
 
     source = args.source.resolve()
@@ -99,36 +104,45 @@ def main() -> None:
         "grpo_rules": GRPOStageConfig(**common, weights=RewardWeights(interest_reward=0.0)),
         "grpo_interest": GRPOStageConfig(**common, weights=RewardWeights(interest_reward=args.interest_weight)),
     }
-    result: dict = {
-        "dataset": args.dataset, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    wanted = args.variants.split(",")
+    out_json = REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json"
+    result: dict = json.loads(out_json.read_text()) if out_json.is_file() else {"metrics": {}, "training": {}, "wall_s": {}}
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    result["commands"] = [*result.get("commands", []), command]
+    result.update({
+        "dataset": args.dataset, "command": command,
         "machine": machine_description(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source_run": str(args.source), "test_users": args.test_users,
-        "grpo_config": {name: cfg.model_dump(mode="json") for name, cfg in variants.items()},
-        "metrics": {}, "training": {},
-    }
-    sft_dir = variant_dir(source, args.out, "sft")
-    start = time.perf_counter()
-    result["metrics"]["sft"] = test_metrics(sft_dir, "sft", "sft", args.test_users, args.threads)
-    result["wall_s"] = {"sft_test": round(time.perf_counter() - start, 1)}
-    curves = {}
+        "source_run": str(args.source), "label_run": str(args.label or args.source), "test_users": args.test_users,
+    })
+    result.setdefault("grpo_config", {}).update({n: c.model_dump(mode="json") for n, c in variants.items() if n in wanted})
+    label = args.label.resolve() if args.label else None
+    if "sft" in wanted:
+        start = time.perf_counter()
+        result["metrics"]["sft"] = test_metrics(variant_dir(source, args.out, "sft", label), "sft", "sft",
+                                                args.test_users, args.threads)
+        result["wall_s"]["sft_test"] = round(time.perf_counter() - start, 1)
+        write_json(out_json, result)
     for name, cfg in variants.items():
-        folder = variant_dir(source, args.out, name)
+        if name not in wanted:
+            continue
+        folder = variant_dir(source, args.out, name, label)
         start = time.perf_counter()
         manifest = grpo(cfg, folder)
         result["wall_s"][f"{name}_train"] = round(time.perf_counter() - start, 1)
-        curves[name] = manifest.metrics["reward_curves"]
         result["training"][name] = {
             **manifest.counts, "rollouts_per_s": manifest.metrics["rollouts_per_s"],
             "valid_curve": manifest.metrics["valid_curve"], "reward_terms": manifest.metrics["reward_terms"],
             "reward_curves": manifest.metrics["reward_curves"],
         }
+        write_json(out_json, result)  # partial results survive
         start = time.perf_counter()
         result["metrics"][name] = test_metrics(folder, "grpo", name, args.test_users, args.threads)
         result["wall_s"][f"{name}_test"] = round(time.perf_counter() - start, 1)
-        write_json(REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json", result)  # partial results survive
+        write_json(out_json, result)
     result["rollouts_per_s"] = {name: t["rollouts_per_s"] for name, t in result["training"].items()}
-    write_json(REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json", result)
-    plot(curves, REPO_ROOT / "benchmarks" / f"grpo_{args.dataset}_rewards.png")
+    write_json(out_json, result)
+    plot({name: t["reward_curves"] for name, t in result["training"].items()},
+         REPO_ROOT / "benchmarks" / f"grpo_{args.dataset}_rewards.png")
     print(json.dumps(result["metrics"], indent=2))
 
 
