@@ -22,7 +22,6 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 from genrec.artifacts import machine_description, package_versions, write_json  # noqa: E402
 from genrec.config import REPO_ROOT  # noqa: E402
-from genrec.mining.backends import make_backend  # noqa: E402
 from genrec.mining.cache import MiningCache  # noqa: E402
 from genrec.mining.config import BackendConfig, MiningConfig  # noqa: E402
 from genrec.mining.stage import build_requests, mine_with  # noqa: E402
@@ -47,9 +46,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, config in backends.items():
             requests = build_requests(mining, args.run_dir, vision=False)
-            backend = make_backend(config)
             cache = MiningCache(Path(tmp) / f"{name}.sqlite")
-            stats = mine_with(backend, requests, cache, max_attempts=1)
+            stats = mine_with(config, requests, cache, max_attempts=1)
             cache.close()
             results[name] = stats.summary() | {"tokens": stats.tokens}
             print(name, results[name], file=sys.stderr)

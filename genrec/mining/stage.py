@@ -14,7 +14,8 @@ import pandas as pd
 
 from genrec.artifacts import Manifest, RunPaths, atomic_output, stage_run
 from genrec.data import load_items, load_sequences, training_items
-from genrec.mining.backends import Backend, Sampling, make_backend
+from genrec.llm_weights import DEFAULT_LLM_NAME
+from genrec.mining.backends import Sampling, make_backend
 from genrec.mining.cache import MiningCache
 from genrec.mining.config import BackendConfig, MiningConfig
 from genrec.mining.merge import Proposal, merge_proposals
@@ -36,11 +37,11 @@ def sample(ids: list[str], limit: int | None, seed: int) -> list[str]:
     return ordered if limit is None else ordered[:limit]
 
 
-def cache_model_key(config: BackendConfig, model_id: str) -> str:
+def cache_model_key(config: BackendConfig) -> str:
     """The cache's `model` column: the model plus every setting that changes its answers."""
     settings = json.dumps([config.kind, config.structured, config.max_tokens, config.temperature,
                            config.retry_temperature], sort_keys=True)
-    return f"{Path(model_id).name}|{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+    return f"{Path(config.model or DEFAULT_LLM_NAME).name}|{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
 def build_requests(config: MiningConfig, run_dir: Path, vision: bool) -> list[Request]:
@@ -80,13 +81,14 @@ class BackendStats:
                 "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0}
 
 
-def mine_with(backend: Backend, requests: list[Request], cache: MiningCache, max_attempts: int,
+def mine_with(config: BackendConfig, requests: list[Request], cache: MiningCache, max_attempts: int,
               checkpoint: Callable[[], None] | None = None, every: int = 0) -> BackendStats:
-    """Ask `backend` every request not finished in the cache, retrying unparseable answers; commit each answer.
+    """Ask the backend every request not finished in the cache, retrying unparseable answers; commit each answer.
 
+    The model is loaded only when something is left to ask.
     `checkpoint()` is called after every `every` new answers (the stage rewrites interests.parquet there).
     """
-    label, model_key = backend.config.label, cache_model_key(backend.config, backend.model_id)
+    label, model_key = config.label, cache_model_key(config)
     stats = BackendStats(label, requests=len(requests))
     pending: dict[int, list[Request]] = {}
     for request in requests:
@@ -96,14 +98,15 @@ def mine_with(backend: Backend, requests: list[Request], cache: MiningCache, max
         else:
             stats.ok += cached.status == "ok"
             stats.failed += cached.status == "failed"
+    backend = make_backend(config) if pending else None
     with progress_bar() as bar:
         task = bar.add_task(f"mine {label}", total=len(requests), completed=stats.ok + stats.failed, status="")
         while pending:
             attempt = min(pending)
             batch = pending.pop(attempt)
-            sampling = Sampling.for_attempt(backend.config, attempt)
+            sampling = Sampling.for_attempt(config, attempt)
             start = time.perf_counter()
-            for i, generation in backend.generate(batch, sampling):
+            for i, generation in backend.generate(batch, sampling):  # type: ignore[union-attr]
                 request, attempts = batch[i], attempt + 1
                 try:
                     if generation.error:
@@ -133,11 +136,11 @@ def mine_with(backend: Backend, requests: list[Request], cache: MiningCache, max
     return stats
 
 
-def collect(backends: list[tuple[Backend, list[Request]]], cache: MiningCache) -> list[Proposal]:
+def collect(backends: list[tuple[BackendConfig, list[Request]]], cache: MiningCache) -> list[Proposal]:
     """Every parsed interest of the requested entities, backend by backend (the merge keeps this order)."""
     proposals = []
-    for backend, requests in backends:
-        label, model_key = backend.config.label, cache_model_key(backend.config, backend.model_id)
+    for config, requests in backends:
+        label, model_key = config.label, cache_model_key(config)
         for request in requests:
             cached = cache.get(label, model_key, request)
             if cached is None or cached.parsed is None:
@@ -155,7 +158,7 @@ def run(config: MiningConfig, run_dir: Path) -> Manifest:
     with stage_run("mine", config, paths.stage_dir("mine"), inputs(config, run_dir)) as manifest:
         cache = MiningCache(paths.mining_cache)
         try:
-            done: list[tuple[Backend, list[Request]]] = []
+            done: list[tuple[BackendConfig, list[Request]]] = []
             per_backend = {}
 
             def write_table() -> pd.DataFrame:
@@ -166,9 +169,8 @@ def run(config: MiningConfig, run_dir: Path) -> Manifest:
 
             for backend_config in config.backends:
                 requests = build_requests(config, run_dir, backend_config.vision)
-                backend = make_backend(backend_config)
-                done.append((backend, requests))
-                stats = mine_with(backend, requests, cache, config.max_attempts, write_table, config.checkpoint_every)
+                done.append((backend_config, requests))
+                stats = mine_with(backend_config, requests, cache, config.max_attempts, write_table, config.checkpoint_every)
                 per_backend[backend_config.label] = stats.summary()
             table = write_table()
         finally:
