@@ -1,6 +1,6 @@
 """Benchmark semantic IDs: text-only vs interest-enriched embeddings, RQ-VAE vs RQ-KMeans, on one dataset.
 
-Runs the real stages: `data` and `embed` once into runs/bench_sid/<dataset>/ (interests copied from
+Runs the real stages: `data` and `embed` into runs/bench_sid/<dataset>/ (skipped when fresh) (interests copied from
 --interests-run when it has them: label/interests_labelled.parquet, else mine/interests.parquet), then the
 `sid` stage per variant in runs/bench_sid/<dataset>_<variant>/ (data/ and embed/ symlinked), so each
 variant's sid_map.parquet stays available to the SFT benchmark. Variants: {text, fused} x {rqvae, rqkmeans};
@@ -17,11 +17,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, read_manifest, write_json
+from genrec.artifacts import RunPaths, is_fresh, machine_description, read_manifest, write_json
 from genrec.config import REPO_ROOT
 from genrec.data import DataConfig
+from genrec.data import inputs as data_inputs
 from genrec.data import run as run_data
 from genrec.embed import EmbedConfig
+from genrec.embed import inputs as embed_inputs
 from genrec.embed import run as run_embed
 from genrec.sid import RQVAEConfig, SidConfig
 from genrec.sid import run as run_sid
@@ -63,9 +65,14 @@ def main() -> None:
     args = parser.parse_args()
 
     base = args.root / args.dataset
-    run_data(DataConfig(name=args.dataset), base)
+    data_config, embed_config = DataConfig(name=args.dataset), EmbedConfig(max_tokens=args.max_tokens)
+    if not is_fresh(RunPaths(base).stage_dir("data"), data_config, data_inputs(data_config, base)):
+        run_data(data_config, base)
     copied = copy_interests(args.interests_run, base)
-    embed_manifest = run_embed(EmbedConfig(max_tokens=args.max_tokens), base)
+    embed_dir = RunPaths(base).stage_dir("embed")
+    if not is_fresh(embed_dir, embed_config, embed_inputs(embed_config, base)):
+        run_embed(embed_config, base)
+    embed_manifest = read_manifest(embed_dir)
     has_interests = embed_manifest.counts["items_with_interests"] > 0
     inputs = ["text", "fused"] if has_interests else ["text"]
 
