@@ -2,7 +2,8 @@
 
 Training loss = reconstruction MSE + sum over levels of ||sg(r) - e||^2 + beta ||r - sg(e)||^2 (codebook and
 commitment terms), with a straight-through estimator. Codebooks start from k-means on all items' residuals
-and codes that no item chose during an epoch are moved onto random residuals (dead-code reset).
+and codes that no item chose after an epoch are moved onto random residuals (dead-code reset; not after the
+last epoch, so the reported utilisation is that of trained codes).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, levels: int, size: int, seed: i
     history: dict[str, list[float]] = {"loss": [], "recon": [], "dead_codes": []}
     with progress_bar() as bar:
         task = bar.add_task("RQ-VAE", total=cfg.epochs, status="")
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             model.train()
             total = recon_total = 0.0
             for batch in torch.randperm(len(data), generator=generator).split(cfg.batch_size):
@@ -136,7 +137,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, levels: int, size: int, seed: i
                 recon_total += recon_loss.item() * len(batch)
             history["loss"].append(total / len(data))
             history["recon"].append(recon_total / len(data))
-            if cfg.dead_code_reset:
+            if cfg.dead_code_reset and epoch < cfg.epochs - 1:  # never after the last update: codes must be trained
                 model.eval()
                 history["dead_codes"].append(sum(reset_dead_codes(model, data, generator)))
             bar.update(task, advance=1, status=f"recon {history['recon'][-1]:.4f}")
