@@ -38,9 +38,9 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 # Model configs per kind, sized for a 2-core CPU (stated in the results file).
 MODEL_CONFIGS: dict[str, dict] = {
-    "scratch": dict(model={"kind": "scratch", "scratch": {"hidden": 128, "layers": 2, "heads": 4, "intermediate": 512}},
-                    epochs=12, lr=2e-3, batch_size=256, warmup=0.05, eval_every=500, valid_users=500,
-                    num_beams=20, logging_steps=100),
+    "scratch": dict(model={"kind": "scratch", "scratch": {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 256}},
+                    epochs=2, max_steps=200, lr=5e-3, batch_size=256, warmup=0.05, eval_every=100, valid_users=150,
+                    num_beams=20, logging_steps=20),
     "llm": dict(model={"kind": "llm", "lora": {"r": 16, "alpha": 32, "dropout": 0.05}},
                 epochs=1, max_steps=300, lr=1e-3, batch_size=16, warmup=0.05, eval_every=150, valid_users=100,
                 num_beams=20, eval_batch_size=8, logging_steps=25),
@@ -64,7 +64,7 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
     """SFT + recommend + test metrics for one variant."""
     config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
     sft = run_sft(config, run_dir)
-    rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", batch_size=16 if kind == "scratch" else 4,
+    rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", batch_size=32 if kind == "scratch" else 4,
                                  max_users=max_users, threads=threads)
     rec = run_recommend(rec_config, run_dir)
     recs = read_recs(RunPaths(run_dir).recs(rec_config.system))
@@ -84,6 +84,13 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
     }
 
 
+def same_users_metrics(recs_path: Path, run_dir: Path, kind: str) -> dict[str, float]:
+    """A reference system's HR/NDCG on exactly the test users this variant was scored on."""
+    users = read_recs(RunPaths(run_dir).recs(f"sft_{kind}"))
+    targets = targets_for(run_dir, "test")
+    return topk_metrics(read_recs(recs_path), {u: targets[u] for u in users}, [5, 10])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -93,6 +100,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sft")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="sft override KEY=JSON for every variant")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="NAME=recs.jsonl of a reference system (e.g. SASRec), scored on each variant's users")
     args = parser.parse_args()
     sids = dict(item.split("=", 1) for item in args.sid)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -110,6 +119,8 @@ def main() -> None:
         start = time.perf_counter()
         entry = run_variant(kind, run_dir, max_users, args.threads, overrides)
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
+        entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
+                                         for ref, path in (item.split("=", 1) for item in args.compare)}
         result["variants"][f"{kind}:{sid_name}"] = entry
         result["metrics"] = {k: v["metrics"] for k, v in result["variants"].items()}
         result.update(command=" ".join(["python", *sys.argv]), machine=machine_description(),

@@ -52,6 +52,7 @@ class SFTConfig(StrictModel):
     eval_batch_size: int = Field(32, ge=1)
     max_interests: int = Field(5, ge=1, description="curated interests per user in prompts (best scored first)")
     resume: bool = Field(True, description="continue from sft/trainer/checkpoint-* when the config is unchanged")
+    group_by_length: bool = Field(True, description="batch examples of similar length (less padding, faster)")
     logging_steps: int = Field(50, ge=1)
     seed: int = 42
     threads: int = Field(2, ge=1)
@@ -139,6 +140,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             greater_is_better=config.select_by != "loss", logging_steps=config.logging_steps, report_to="none",
             seed=config.seed, data_seed=config.seed, completion_only_loss=True, max_length=None,
             disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, bf16=False,
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         )
         trainer = RankingSFTTrainer(model=model, args=args, train_dataset=to_dataset(train),
                                     eval_dataset=to_dataset(valid), processing_class=tokenizer, probe=probe,

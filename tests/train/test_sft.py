@@ -41,7 +41,7 @@ def sft_config(**extra):
 
     base = dict(model={"scratch": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
                 epochs=40, lr=5e-3, batch_size=16, eval_every=60, valid_users=N_USERS, num_beams=10,
-                logging_steps=10, threads=1, warmup=0.0)
+                logging_steps=10, threads=1, warmup=0.0, group_by_length=False)  # 36 users: keep batches mixed
     return SFTConfig.model_validate({**base, **extra})
 
 
