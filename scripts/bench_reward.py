@@ -54,7 +54,7 @@ def time_scoring(model_dir: Path, contexts: list[str], interests: list[str], thr
             "unique_strings": len(set(contexts)) + len(set(interests))}
 
 
-def examples(run_dir: Path, per_side: int, seed: int) -> list[dict]:
+def examples(run_dir: Path, holdout_fraction: float, per_side: int, seed: int) -> list[dict]:
     """Kept and rejected user interests of held-out users, with the titles they were scored against."""
     from genrec.reward.labels import holdout_fold
 
@@ -62,8 +62,8 @@ def examples(run_dir: Path, per_side: int, seed: int) -> list[dict]:
     items = load_items(run_dir)
     titles = dict(zip(items["item_id"].astype(str), items["title"].fillna(""), strict=True))
     train = training_items(load_sequences(run_dir))
-    users = labelled[(labelled["kind"] == "user")
-                     & [holdout_fold("user", u, LabelConfig().holdout_fraction) == "holdout" for u in labelled["entity_id"]]]
+    held = np.array([holdout_fold(k, e, holdout_fraction) == "holdout" for k, e in zip(labelled["kind"], labelled["entity_id"])])
+    users = labelled[(labelled["kind"] == "user").to_numpy() & held]
     picked = pd.concat([users[users["label"] == 1].sample(min(per_side, int(users["label"].sum())), random_state=seed),
                         users[users["label"] == 0].sample(min(per_side, int((users["label"] == 0).sum())), random_state=seed)])
     return [{"user": r.entity_id, "history": history_context(train[r.entity_id][-5:], titles)[:300],
@@ -112,7 +112,7 @@ def main() -> None:
         "scoring": speed,
         "holdout": held, "train": manifest.metrics["train"], "threshold": manifest.metrics["threshold"],
         "counts": manifest.counts, "label_stage_wall_s": manifest.wall_s,
-        "examples": examples(args.run_dir, per_side=4, seed=0),
+        "examples": examples(args.run_dir, config.holdout_fraction, per_side=4, seed=0),
     }
     write_json(args.out, result)
     print({k: result[k] for k in ("roc_auc", "pr_auc", "baseline_cosine_roc_auc", "pairs_per_s", "pairs_per_s_warm_cache")})
