@@ -220,7 +220,7 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
         generator.set_state(resumed.pop("generator"))
         torch.set_rng_state(resumed.pop("torch_rng"))
         state.update(resumed)
-    resumed_from = state["epoch"]
+    resumed_from, wall_before = state["epoch"], state["wall_s"]
     start = time.perf_counter() - state["wall_s"]
     with progress_bar() as bar:
         task = bar.add_task("SASRec epochs", total=cfg.epochs, completed=state["epoch"], status="")
@@ -253,7 +253,7 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
     recs = {user: item_ids[row].tolist() for user, row in zip(test_users, top.numpy(), strict=True)}
     summary = {"best_epoch": state["best_epoch"], "best_valid_ndcg@10": round(state["best_ndcg"], 6),
                "epochs_run": state["epoch"], "resumed_from_epoch": resumed_from,
-               "train_wall_s": round(state["wall_s"], 1), "train_windows": len(windows),
+               "train_wall_s": round(state["wall_s"], 1), "train_wall_s_before_resume": round(wall_before, 1), "train_windows": len(windows),
                "train_targets": int((windows[:, :-1] != PAD).sum()),
                "params": sum(p.numel() for p in model.parameters()), "history": state["history"]}
     return SASRecResult(recs, summary)
