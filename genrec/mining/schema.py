@@ -86,29 +86,32 @@ def _repair(text: str) -> str:
 
 
 def _normalise(obj: Any) -> Any:
-    """Accept near-misses of the shape: interests given as strings, and drop duplicate/overlong ones."""
+    """Accept a near-miss of the shape: interests given as plain strings."""
     if not isinstance(obj, dict) or not isinstance(obj.get("interests"), list):
         return obj
-    seen, items = set(), []
-    for entry in obj["interests"]:
-        if isinstance(entry, str):
-            entry = {"interest": entry, "evidence": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("interest"), str):
-            continue
-        key = entry["interest"].strip().lower()
-        if key and key not in seen:
-            seen.add(key)
-            items.append({"interest": entry["interest"].strip(), "evidence": str(entry.get("evidence") or "").strip() or entry["interest"]})
-    return {**obj, "interests": items[:MAX_INTERESTS]}
+    entries = [{"interest": e, "evidence": e} if isinstance(e, str) else e for e in obj["interests"]]
+    return {**obj, "interests": entries}
+
+
+def _unique(answer: MinedInterests) -> MinedInterests:
+    """Drop repeated interests (small models repeat one phrase); the answer itself was schema-valid."""
+    seen: set[str] = set()
+    kept = []
+    for interest in answer.interests:
+        if interest.interest.lower() not in seen:
+            seen.add(interest.interest.lower())
+            kept.append(interest)
+    return answer.model_copy(update={"interests": kept})
 
 
 def parse_answer(text: str) -> MinedInterests:
-    """Parse an LLM answer into `MinedInterests`, repairing what can be repaired; raises `ParseError`."""
+    """Parse an LLM answer into `MinedInterests` (3–8 interests as written, repeats then dropped), repairing
+    what can be repaired; raises `ParseError`."""
     problems = []
     for candidate in _json_candidates(text):
         for attempt in (candidate, _repair(candidate)):
             try:
-                return MinedInterests.model_validate(_normalise(json.loads(attempt)))
+                return _unique(MinedInterests.model_validate(_normalise(json.loads(attempt))))
             except json.JSONDecodeError as exc:
                 problems.append(f"not JSON ({exc.msg})")
             except ValidationError as exc:

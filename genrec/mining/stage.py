@@ -78,7 +78,8 @@ class BackendStats:
                 "parse_success_rate": round(self.ok / finished, 4) if finished else 0.0,
                 "seconds": round(self.seconds, 2),
                 "items_per_s": round(self.asked / self.seconds, 3) if self.seconds else 0.0,
-                "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0}
+                "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
+                "finished_on_attempt": dict(sorted(self.attempts_hist.items()))}
 
 
 def mine_with(config: BackendConfig, requests: list[Request], cache: MiningCache, max_attempts: int,
