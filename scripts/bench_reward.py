@@ -103,6 +103,7 @@ def main() -> None:
         "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(args.source),
+        "interests_from": sorted({m for ms in labelled["models"] for m in ms}),  # provenance of the mined rows
         "config": manifest.config,
         "evaluated_on": "held-out users (hash split, never seen by the head); item rows reported separately",
         "roc_auc": held["user_roc_auc"], "pr_auc": held["user_pr_auc"],
