@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -61,8 +62,6 @@ def test_training_items_exclude_valid_and_test_targets(tiny_lcrec: Path) -> None
 
 @pytest.mark.parametrize("short", [[1], [1, 2]])
 def test_users_with_fewer_than_three_items_are_dropped(tiny_lcrec: Path, short: list[int]) -> None:
-    import json
-
     inter = tiny_lcrec / "Tiny.inter.json"
     raw = json.loads(inter.read_text())
     raw["short"] = short
