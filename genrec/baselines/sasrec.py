@@ -196,6 +196,7 @@ def fit_and_recommend(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.Data
 
 
 def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int, out_dir: Path) -> SASRecResult:
+    """`fit_and_recommend` under the configured thread count."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     index = _index(items)
@@ -253,7 +254,8 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
     recs = {user: item_ids[row].tolist() for user, row in zip(test_users, top.numpy(), strict=True)}
     summary = {"best_epoch": state["best_epoch"], "best_valid_ndcg@10": round(state["best_ndcg"], 6),
                "epochs_run": state["epoch"], "resumed_from_epoch": resumed_from,
-               "train_wall_s": round(state["wall_s"], 1), "train_wall_s_before_resume": round(wall_before, 1), "train_windows": len(windows),
+               "train_wall_s": round(state["wall_s"], 1), "train_wall_s_before_resume": round(wall_before, 1),
+               "train_windows": len(windows),
                "train_targets": int((windows[:, :-1] != PAD).sum()),
                "params": sum(p.numel() for p in model.parameters()), "history": state["history"]}
     return SASRecResult(recs, summary)
