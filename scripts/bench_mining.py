@@ -71,5 +71,6 @@ def write_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
         report["speedup_items_per_s_vllm_over_hf"] = round(results["vllm"]["items_per_s"] / results["hf"]["items_per_s"], 2)
     write_json(args.out, report)
 
+
 if __name__ == "__main__":
     main()
