@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import Manifest, RunPaths, is_fresh, machine_description, read_manifest, write_json
 from genrec.config import REPO_ROOT
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
@@ -32,6 +32,7 @@ from genrec.eval.metrics import topk_metrics
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 from genrec.train.sft import SFTConfig
+from genrec.train.sft import inputs as sft_inputs
 from genrec.train.sft import run as run_sft
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -63,7 +64,10 @@ def variant_run_dir(root: Path, data_run: Path, sid_map: Path, name: str) -> Pat
 def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, overrides: dict) -> dict:
     """SFT + recommend + test metrics for one variant."""
     config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
-    sft = run_sft(config, run_dir)
+    sft_dir = RunPaths(run_dir).stage_dir("sft")
+    # A finished SFT run with this exact config and inputs is reused (re-scoring on more users costs no retraining).
+    fresh = is_fresh(sft_dir, config, sft_inputs(config, run_dir))
+    sft: Manifest = read_manifest(sft_dir) if fresh else run_sft(config, run_dir)
     rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", batch_size=32 if kind == "scratch" else 4,
                                  max_users=max_users, threads=threads)
     rec = run_recommend(rec_config, run_dir)
