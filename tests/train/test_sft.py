@@ -58,7 +58,9 @@ def test_sft_learns_the_rule_and_keeps_the_best_checkpoint(trained: Path) -> Non
     manifest = json.loads((RunPaths(trained).stage_dir("sft") / "manifest.json").read_text())
     curve = manifest["metrics"]["valid_curve"]
     assert len(curve) >= 3
-    assert curve[-1]["loss"] < curve[0]["loss"]
+    # An untrained model pays about ln 2 + ln 3 + ln 2 nats over the 3 SID tokens (+ EOS), ~0.6 per token;
+    # the rule makes every token predictable, so the best validation loss must be far below that.
+    assert min(p["loss"] for p in curve) < 0.3
     assert manifest["metrics"]["best_metric"] == max(p["ndcg@10"] for p in curve)
     assert manifest["metrics"]["best_metric"] > 0.9  # the next item is fully determined by the last one
     assert manifest["counts"]["train_history"] == manifest["counts"]["train_examples"] > 0
