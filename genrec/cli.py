@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, get_args
 
 import typer
 from rich.table import Table
 
-from genrec.artifacts import RunPaths
+from genrec.artifacts import Manifest, RunPaths
 from genrec.config import ConfigError
-from genrec.mining.config import MiningConfig
 from genrec.pipeline import RunConfig, load_run_config, run_pipeline, run_stage
 from genrec.progress import console
-from genrec.reward.config import LabelConfig
 
 app = typer.Typer(help="genrec: LLM-driven generative recommender. One stage per command; `genrec run` runs them all.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,9 +35,21 @@ def _load(config: Path | None, overrides: list[str] | None) -> RunConfig:
         raise typer.Exit(2) from None
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(1) from None
+
+
+def _run_stage(cfg: RunConfig, name: str) -> Manifest:
+    """Run one stage from its command: a config without the stage's section uses its defaults; bad input
+    (missing file, bad value, unknown id) ends the command with the message and exit code 1."""
+    if getattr(cfg, name) is None:
+        section_type = next(t for t in get_args(RunConfig.model_fields[name].annotation) if t is not type(None))
+        setattr(cfg, name, section_type())
+    try:
+        return run_stage(cfg, name)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(exc)
 
 
 def metrics_table(rows: dict[str, dict], title: str) -> Table:
@@ -96,12 +106,7 @@ def mine(config: ConfigOpt = None, set_: SetOpt = None,
     mine/interests.parquet and prints per-backend parse-success rate and speed."""
     overrides = [*(set_ or []), *([f"mine.limit_items={limit}", f"mine.limit_users={limit}"] if limit else [])]
     cfg = _load(config, overrides)
-    if cfg.mine is None:
-        cfg.mine = MiningConfig()
-    try:
-        manifest = run_stage(cfg, "mine")
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "mine")
     table = Table(title=f"mining -> {RunPaths(cfg.run_dir).interests}")
     for column in ("backend", "requests", "ok", "failed", "asked now", "parse rate", "req/s", "tok/s"):
         table.add_column(column, justify="left" if column == "backend" else "right")
@@ -121,12 +126,7 @@ def label(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     on held-out users/items against plain cosine similarity. Writes label/reward_model/ and
     label/interests_labelled.parquet (score, label, threshold)."""
     cfg = _load(config, set_)
-    if cfg.label is None:
-        cfg.label = LabelConfig()
-    try:
-        manifest = run_stage(cfg, "label")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "label")
     held = manifest.metrics["holdout"]
     table = Table(title=f"reward model on held-out entities ({held['pairs']:,} pairs, "
                         f"{held['positive_rate']:.1%} positive)")
@@ -147,14 +147,7 @@ def embed(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     else none) with a local sentence-transformers model, fused by embed.fusion (concat, weighted_sum,
     text_only), optionally with image vectors (embed.image_emb). Writes embed/item_emb.safetensors."""
     cfg = _load(config, set_)
-    if cfg.embed is None:
-        from genrec.embed.config import EmbedConfig
-
-        cfg.embed = EmbedConfig()
-    try:
-        manifest = run_stage(cfg, "embed")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "embed")
     counts, metrics = manifest.counts, manifest.metrics
     console.print(f"{counts['items']:,} items -> {RunPaths(cfg.run_dir).item_emb} (fused dim {counts['dim_fused']}, "
                   f"fusion {cfg.embed.fusion}); interests from {metrics['interest_source']}"
@@ -169,14 +162,7 @@ def sid(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     (rqkmeans); collisions re-assigned to free last-level codes, else an extra <d_i> level. Writes
     sid/sid_map.parquet and sid/rqvae.safetensors; prints collision rate, codebook use, reconstruction."""
     cfg = _load(config, set_)
-    if cfg.sid is None:
-        from genrec.sid.config import SidConfig
-
-        cfg.sid = SidConfig()
-    try:
-        manifest = run_stage(cfg, "sid")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "sid")
     m = manifest.metrics
     table = Table(title=f"{m['quantizer']} semantic IDs -> {RunPaths(cfg.run_dir).sid_map}")
     table.add_column("metric")
@@ -204,14 +190,7 @@ def sft(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     constrained beam search (sft.select_by); a killed run resumes from sft/trainer/. Writes sft/ckpt/.
     Several GPUs: `accelerate launch -m genrec.cli sft ...`."""
     cfg = _load(config, set_)
-    if cfg.sft is None:
-        from genrec.train.sft import SFTConfig
-
-        cfg.sft = SFTConfig()
-    try:
-        manifest = run_stage(cfg, "sft")
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "sft")
     table = Table(title=f"SFT ({cfg.sft.model.kind}) -> {RunPaths(cfg.run_dir).sft_ckpt}, "
                         f"{manifest.counts['steps']} steps, {manifest.metrics['train_wall_s']:.0f} s")
     for column in ("step", "valid loss", "hr@10", "ndcg@10"):
@@ -231,14 +210,7 @@ def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     SFT model. The checkpoint is chosen by validation NDCG@10 (step 0 = the SFT model); writes grpo/ckpt/
     and a manifest with per-term reward curves and the invalid-rollout count."""
     cfg = _load(config, set_)
-    if cfg.grpo is None:
-        from genrec.train.grpo import GRPOStageConfig
-
-        cfg.grpo = GRPOStageConfig()
-    try:
-        manifest = run_stage(cfg, "grpo")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
+    manifest = _run_stage(cfg, "grpo")
     curves = manifest.metrics["reward_curves"]
     table = Table(title=f"GRPO -> {RunPaths(cfg.run_dir).grpo_ckpt} ({manifest.counts['steps']} steps)")
     for column in ("reward term", "weight", "first step", "last step"):
@@ -260,12 +232,8 @@ def recommend(config: ConfigOpt = None, set_: SetOpt = None,
     over recommend.checkpoint (sft, grpo or a folder): every generated SID is a catalogue item, lists are
     distinct. Writes eval/<recommend.system>/recs.jsonl and prints its test metrics."""
     cfg = _load(config, [*(set_ or []), *([f"recommend.engine={engine}"] if engine else [])])
-    if cfg.recommend is None:
-        from genrec.decode import RecommendConfig
-
-        cfg.recommend = RecommendConfig()
+    manifest = _run_stage(cfg, "recommend")
     try:
-        manifest = run_stage(cfg, "recommend")
         from genrec.eval import evaluate_file
 
         metrics = evaluate_file(RunPaths(cfg.run_dir).recs(cfg.recommend.system), cfg.run_dir)
