@@ -216,7 +216,9 @@ def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     for column in ("reward term", "weight", "first step", "last step"):
         table.add_column(column, justify="left" if column == "reward term" else "right")
     for name, weight in zip(manifest.metrics["reward_terms"], manifest.metrics["reward_weights"], strict=True):
-        table.add_row(name, f"{weight:g}", f"{curves[name][0]:.4f}", f"{curves[name][-1]:.4f}")
+        scored = [v for v in curves.get(name, []) if v is not None]  # None: the term scored nobody that step
+        ends = (f"{scored[0]:.4f}", f"{scored[-1]:.4f}") if scored else ("-", "-")
+        table.add_row(name, f"{weight:g}", *ends)
     console.print(table)
     console.print(f"rollouts {manifest.counts['rollouts']:,} ({manifest.metrics['rollouts_per_s']:.1f}/s), "
                   f"invalid {manifest.counts['invalid_rollouts']}; validation NDCG@10 "

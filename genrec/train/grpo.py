@@ -307,16 +307,20 @@ def reward_functions(config: GRPOStageConfig, run_dir: Path, tokenizer: PreTrain
     return [f for _, f in kept], [weight for weight, _ in kept]
 
 
-def reward_curves(log_history: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Per-step series from the trainer's log history: each term's mean, the weighted total, KL."""
-    curves: dict[str, list[float]] = {}
+def reward_curves(log_history: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Per-step series from the trainer's log history: each term's mean, the weighted total, KL.
+
+    A term is None at a step where it scored nobody (trl logs None, e.g. the interest-aware reward when
+    no user of the step has curated interests); the series stay aligned with `step`.
+    """
+    curves: dict[str, list[float | None]] = {}
     for entry in log_history:
         if "reward" not in entry:
             continue
         curves.setdefault("step", []).append(float(entry["step"]))
         for key, value in entry.items():
             if key.startswith("rewards/") and key.endswith("/mean"):
-                curves.setdefault(key.split("/")[1], []).append(float(value))
+                curves.setdefault(key.split("/")[1], []).append(None if value is None else float(value))
         curves.setdefault("reward", []).append(float(entry["reward"]))
         curves.setdefault("kl", []).append(float(entry.get("kl", 0.0)))
     return curves

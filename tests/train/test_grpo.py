@@ -126,6 +126,9 @@ def test_reward_curves_from_log_history() -> None:
     history = [{"loss": 0.1, "reward": 0.5, "rewards/exact_hit/mean": 0.25, "rewards/exact_hit/std": 0.1, "kl": 0.01, "step": 1},
                {"train_runtime": 1.0, "step": 1}]
     assert reward_curves(history) == {"step": [1.0], "exact_hit": [0.25], "reward": [0.5], "kl": [0.01]}
+    # trl logs None for a term that scored nobody in a step (interest reward, no user with interests)
+    history[0]["rewards/interest_reward/mean"] = None
+    assert reward_curves(history)["interest_reward"] == [None]
 
 
 def test_trl_scores_rollouts_with_unmasked_logprobs() -> None:
