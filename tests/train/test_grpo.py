@@ -131,15 +131,16 @@ def test_reward_curves_from_log_history() -> None:
     assert reward_curves(history)["interest_reward"] == [None]
 
 
-def test_trl_scores_rollouts_with_unmasked_logprobs() -> None:
-    """trl's loss log-probs (its fused LM head) are the full-vocabulary log-softmax; the rollout was sampled
-    from the trie-masked, renormalised distribution. Per token they differ by log Z(prefix) <= 0."""
+def test_sid_logprobs_are_trls_unmasked_logprobs_and_ignore_padding() -> None:
+    """The rank penalty's policy score = what trl's loss sees (its fused LM head: full-vocabulary log-softmax)
+    and what beam search ranks by; the rollout was sampled from the trie-masked, renormalised distribution,
+    which puts more mass on every valid SID (per token the gap is log Z(prefix) <= 0)."""
     from transformers import GenerationConfig
     from trl.trainer.utils import add_fused_lm_head
 
     from genrec.decode.trie import SidTrie
     from genrec.model.tokenizer import sid_token_ids
-    from genrec.train.grpo import ConstrainedRollout
+    from genrec.train.grpo import ConstrainedRollout, sid_logprobs
 
     torch.manual_seed(0)
     model_config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=16, layers=1, heads=2, intermediate=32))
@@ -147,7 +148,8 @@ def test_trl_scores_rollouts_with_unmasked_logprobs() -> None:
     trie = SidTrie(list(SIDS), [sid_token_ids(tokenizer, s) for s in SIDS.values()], tokenizer.eos_token_id)
     rollout = ConstrainedRollout(model, trie)
     rollout.install()
-    prompt = torch.tensor([[tokenizer.bos_token_id, *sid_token_ids(tokenizer, SIDS["1"]), tokenizer.convert_tokens_to_ids("<ans>")]] * 4)
+    prompt_ids = [tokenizer.bos_token_id, *sid_token_ids(tokenizer, SIDS["1"]), tokenizer.convert_tokens_to_ids("<ans>")]
+    prompt = torch.tensor([prompt_ids] * 4)
     sequences = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
                                generation_config=GenerationConfig(do_sample=True, max_new_tokens=4, top_k=0,
                                                                   pad_token_id=tokenizer.pad_token_id,
@@ -156,21 +158,27 @@ def test_trl_scores_rollouts_with_unmasked_logprobs() -> None:
     assert rollout.invalid == 0 and rollout.rollouts == 4
 
     prompt_len, depth = prompt.shape[1], 3
+    chosen = sequences[:, prompt_len:prompt_len + depth]
+    scores = torch.tensor(sid_logprobs(model, [prompt_ids] * 4, chosen.tolist(), tokenizer.pad_token_id))
     with torch.no_grad():
         logits = model(input_ids=sequences).logits[:, prompt_len - 1:prompt_len - 1 + depth]
         add_fused_lm_head(model)
         labels = sequences.clone()
         labels[:, :prompt_len] = -100
         trl_logps = model(input_ids=sequences, labels=labels, fused_lm_head=True).log_probs[:, prompt_len - 1:prompt_len - 1 + depth]
-    chosen = sequences[:, prompt_len:prompt_len + depth]
-    unmasked = torch.log_softmax(logits, -1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
-    torch.testing.assert_close(trl_logps.to(unmasked.dtype), unmasked, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(scores, trl_logps.sum(-1).to(scores.dtype), rtol=1e-4, atol=1e-4)
     masked = torch.full_like(logits, float("-inf"))
     for row in range(len(chosen)):
         for pos in range(depth):
             allowed = trie.allowed(chosen[row, :pos].tolist())
             masked[row, pos, allowed] = logits[row, pos, allowed]
-    masked_logps = torch.log_softmax(masked, -1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
-    recorded = torch.tensor(rollout.logprobs)
-    torch.testing.assert_close(recorded, masked_logps.sum(-1), rtol=1e-4, atol=1e-4)  # what the sampler used
-    assert torch.all(recorded > unmasked.sum(-1))  # trl's loss sees less mass: the gap is -sum log Z(prefix)
+    masked_logps = torch.log_softmax(masked, -1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
+    assert torch.all(masked_logps > scores)  # the sampler's distribution vs the policy's raw score
+
+    # a longer prompt in the same batch left-pads this one: its score must not change
+    longer = [tokenizer.bos_token_id, *sid_token_ids(tokenizer, SIDS["2"]), *sid_token_ids(tokenizer, SIDS["3"]),
+              tokenizer.convert_tokens_to_ids("<ans>")]
+    mixed = sid_logprobs(model, [prompt_ids, longer], [chosen[0].tolist()] * 2, tokenizer.pad_token_id)
+    alone = sid_logprobs(model, [longer], [chosen[0].tolist()], tokenizer.pad_token_id)
+    assert mixed[0] == pytest.approx(float(scores[0]), abs=1e-5) and mixed[1] == pytest.approx(alone[0], abs=1e-5)
+    assert mixed[0] != pytest.approx(mixed[1], abs=1e-3)  # the history matters

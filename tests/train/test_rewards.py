@@ -59,29 +59,39 @@ def test_sid_prefix(catalog):
     assert out == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0, 0.0])
 
 
-def test_rank_penalties_punish_the_surest_wrong_item_most():
-    groups = ["u1"] * 4 + ["u2"] * 2
-    items = ["y", "x", "z", "y", "w", None]
-    targets = ["x"] * 4 + ["x"] * 2
-    logprobs = [-0.5, -1.0, -3.0, -0.7, -2.0, -0.1]
-    out = rank_penalties(groups, items, targets, logprobs)
-    # group u1 by best log-prob: y (-0.5) rank 0, x (-1.0) rank 1, z (-3.0) rank 2
+def test_rank_penalties_punish_only_wrong_items_scored_above_the_target():
+    groups = ["u1"] * 5 + ["u2"] * 2 + ["u3"] * 2
+    items = ["y", "x", "z", "y", "w", "w", None, "y", "z"]
+    targets = ["x"] * 5 + ["x"] * 2 + ["y"] * 2
+    scores = [-0.5, -1.0, -3.0, -0.5, -0.8, -2.0, 0.0, -0.1, -0.9]
+    target_scores = [-1.0] * 5 + [-2.5] * 2 + [-0.1] * 2
+    out = rank_penalties(groups, items, targets, scores, target_scores)
+    # group u1 by score: y (-0.5) rank 0, w (-0.8) rank 1, x = target (-1.0) rank 2, z (-3.0) rank 3
     assert out[0] == pytest.approx(-1.0)
     assert out[1] == 0.0  # the hit
-    assert out[2] == pytest.approx(-1 / math.log2(4))
+    assert out[2] == 0.0  # z is wrong but the policy already ranks it below the target
     assert out[3] == pytest.approx(-1.0)  # y again: same item, same rank
-    assert out[4] == pytest.approx(-1.0)  # u2 is its own group: w is its top wrong item
-    assert out[5] == 0.0  # invalid: left to invalid_penalty
+    assert out[4] == pytest.approx(-1 / math.log2(3))
+    assert out[5] == pytest.approx(-1.0)  # u2: the target was not sampled, but its score (-2.5) is below w's
+    assert out[6] == 0.0  # invalid: left to invalid_penalty
+    assert out[7:] == [0.0, 0.0]  # u3: the policy ranks the target first, so nothing is above it
 
 
-def test_rank_penalty_uses_recorded_logprobs_and_checks_their_count(catalog):
-    recorded = [-2.0, -0.1]
-    func = make_rank_penalty(catalog, lambda: recorded)
-    out = call(func, [[10, 20, 31, EOS], [11, 20, 30, EOS]], target=["x", "x"], prompts=["p", "p"])
-    assert out == pytest.approx([-1 / math.log2(3), -1.0])
-    recorded.append(0.0)
-    with pytest.raises(RuntimeError, match="log-probs"):
-        call(func, [[10, 20, 31, EOS], [11, 20, 30, EOS]], target=["x", "x"])
+def test_rank_penalty_scores_each_distinct_pair_and_the_targets_once(catalog):
+    calls = []
+
+    def policy_scores(prompts, sids):
+        calls.append(list(zip(prompts, sids)))
+        return [{"y": -0.5, "w": -2.0, "x": -1.0}[catalog.items[tuple(s)]] for s in sids]
+
+    func = make_rank_penalty(catalog, policy_scores)
+    out = call(func, [[10, 20, 31, EOS], [11, 20, 30, EOS], [10, 20, 31, EOS], [12, EOS]], target=["x"] * 4,
+               prompts=["p"] * 4)
+    assert out == pytest.approx([-1.0, 0.0, -1.0, 0.0])  # y above the target x; w below it; invalid 0
+    assert len(calls) == 1 and sorted(calls[0]) == sorted([("p", SIDS["w"]), ("p", SIDS["x"]), ("p", SIDS["y"])])
+    with pytest.raises(RuntimeError, match="policy_scores returned 1 scores for 3 pairs"):
+        call(make_rank_penalty(catalog, lambda p, s: [0.0]), [[10, 20, 31, EOS], [11, 20, 30, EOS]],
+             target=["x", "x"], prompts=["p", "p"])
 
 
 def test_invalid_penalty(catalog):
