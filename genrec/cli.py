@@ -231,19 +231,21 @@ def recommend(config: ConfigOpt = None, set_: SetOpt = None,
               engine: Annotated[str | None, typer.Option(help="hf (transformers) or vllm; same lists and scores, "
                                                               "vllm batches every beam of a batch per step")] = None) -> None:
     """Rank items for every test user (history = the test row's history) with constrained beam search
-    over recommend.checkpoint (sft, grpo or a folder): every generated SID is a catalogue item, lists are
-    distinct. Writes eval/<recommend.system>/recs.jsonl and prints its test metrics."""
+    over recommend.checkpoint (sft, grpo or a folder) and every checkpoint in recommend.also: every
+    generated SID is a catalogue item, lists are distinct. Writes eval/<system>/recs.jsonl per checkpoint
+    and prints their test metrics."""
     cfg = _load(config, [*(set_ or []), *([f"recommend.engine={engine}"] if engine else [])])
     manifest = _run_stage(cfg, "recommend")
+    systems = manifest.metrics["systems"]
     try:
         from genrec.eval import evaluate_file
 
-        metrics = evaluate_file(RunPaths(cfg.run_dir).recs(cfg.recommend.system), cfg.run_dir)
+        rows = {name: evaluate_file(RunPaths(cfg.run_dir).recs(name), cfg.run_dir) for name in systems}
     except (OSError, ValueError, KeyError) as exc:
         _fail(exc)
-    console.print(metrics_table({cfg.recommend.system: metrics}, f"{cfg.recommend.system} on {cfg.data.name} (test)"))
-    console.print(f"{manifest.counts['users']:,} users, {manifest.metrics['users_per_s']:.1f} users/s "
-                  f"({manifest.metrics['num_beams']} beams)")
+    console.print(metrics_table(rows, f"{', '.join(systems)} on {cfg.data.name} (test)"))
+    for name, m in systems.items():
+        console.print(f"{name}: {manifest.counts['users']:,} users, {m['users_per_s']:.1f} users/s ({m['num_beams']} beams)")
 
 
 @app.command("eval")
@@ -272,7 +274,8 @@ def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. confi
         set_: SetOpt = None,
         force: Annotated[bool, typer.Option(help="re-run every stage even if fresh")] = False) -> None:
     """Run every stage configured in CONFIG, in order, skipping stages whose config and inputs are
-    unchanged since their last successful run; print the metrics table at the end."""
+    unchanged since their last successful run; print the metrics table and a few test users'
+    recommendations (titles, SIDs) beside the interests that explain them at the end."""
     cfg = _load(config, set_)
 
     def report(name: str, status: str) -> None:
@@ -288,6 +291,11 @@ def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. confi
         rows = {name: json.loads(paths.metrics(name).read_text()) for name in cfg.eval.systems
                 if paths.metrics(name).is_file()}
         console.print(metrics_table(rows, f"{cfg.data.name}: test metrics (full ranking)"))
+    if cfg.recommend is not None and paths.recs(cfg.recommend.system).is_file():
+        from genrec.report import sample_recommendations, samples_tables
+
+        for table in samples_tables(sample_recommendations(cfg.run_dir, cfg.recommend.system), cfg.recommend.system):
+            console.print(table)
 
 
 @app.command("serve")

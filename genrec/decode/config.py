@@ -9,8 +9,16 @@ from pydantic import Field, model_validator
 from genrec.config import StrictModel
 
 
+class RecommendTarget(StrictModel):
+    """One checkpoint to score and the system name its recommendations are written under."""
+
+    checkpoint: str = Field(description="sft, grpo, or a checkpoint folder")
+    system: str = Field(min_length=1, description="writes eval/<system>/recs.jsonl")
+
+
 class RecommendConfig(StrictModel):
-    """Rank items for every test user with constrained beam search over a trained checkpoint."""
+    """Rank items for every test user with constrained beam search over a trained checkpoint (and, with
+    `also`, over more checkpoints with the same search settings, e.g. the SFT model beside the GRPO one)."""
 
     checkpoint: str = Field("sft", description="sft, grpo, or a checkpoint folder")
     engine: Literal["hf", "vllm"] = Field(
@@ -23,9 +31,23 @@ class RecommendConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="users per generate call")
     max_users: int | None = Field(None, ge=1, description="only the first N test users (quick looks; eval counts the rest as misses)")
     threads: int = Field(2, ge=1)
+    also: list[RecommendTarget] = Field(
+        default_factory=list, description="more checkpoints scored the same way, e.g. [{checkpoint: sft, system: sft}]")
 
     @model_validator(mode="after")
     def _k_fits_beams(self) -> RecommendConfig:
         if self.k > self.num_beams:
             raise ValueError(f"k ({self.k}) must be <= num_beams ({self.num_beams})")
         return self
+
+    @model_validator(mode="after")
+    def _systems_unique(self) -> RecommendConfig:
+        systems = [t.system for t in self.targets()]
+        duplicate = next((s for s in systems if systems.count(s) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"system {duplicate!r} is named twice (recommend.system / recommend.also)")
+        return self
+
+    def targets(self) -> list[RecommendTarget]:
+        """Every checkpoint to score, the main one (`checkpoint`, `system`) first."""
+        return [RecommendTarget(checkpoint=self.checkpoint, system=self.system), *self.also]

@@ -1,5 +1,6 @@
 """The `recommend` stage: top-k items for every test user (history = the test row's history) by
-constrained beam search over a checkpoint, written to `eval/<system>/recs.jsonl` with their scores."""
+constrained beam search over one or more checkpoints, each written to `eval/<system>/recs.jsonl` with
+its scores."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import time
 from pathlib import Path
 
 from genrec.artifacts import Manifest, RunPaths, stage_run
-from genrec.decode.config import RecommendConfig
+from genrec.decode.config import RecommendConfig, RecommendTarget
 
 
-def checkpoint_path(config: RecommendConfig, run_dir: Path) -> Path:
+def checkpoint_path(checkpoint: str, run_dir: Path) -> Path:
     """`sft` / `grpo` name the run's own checkpoints; anything else is a folder path."""
     paths = RunPaths(Path(run_dir))
-    return {"sft": paths.sft_ckpt, "grpo": paths.grpo_ckpt}.get(config.checkpoint, Path(config.checkpoint))
+    return {"sft": paths.sft_ckpt, "grpo": paths.grpo_ckpt}.get(checkpoint, Path(checkpoint))
 
 
 def _uses_interests(ckpt: Path) -> bool:
@@ -26,76 +27,87 @@ def _uses_interests(ckpt: Path) -> bool:
 
 def inputs(config: RecommendConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
-    ckpt = checkpoint_path(config, run_dir)
-    needed = [paths.sequences, paths.items, paths.sid_map, ckpt]
-    return needed + [paths.interests_labelled] if _uses_interests(ckpt) else needed
+    ckpts = [checkpoint_path(t.checkpoint, run_dir) for t in config.targets()]
+    needed = [paths.sequences, paths.items, paths.sid_map, *ckpts]
+    return needed + [paths.interests_labelled] if any(map(_uses_interests, ckpts)) else needed
 
 
-def run(config: RecommendConfig, run_dir: Path) -> Manifest:
-    """Recommend for every test user; 100% of returned items are catalogue items with a SID."""
-    import torch
-
+def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) -> dict:
+    """Rank items for every test user with one checkpoint; writes its recs.jsonl, returns its metrics."""
     from genrec.data import load_items, load_sequences
     from genrec.decode.hf_beam import constrained_beam_search
     from genrec.decode.trie import SidTrie
     from genrec.eval.recs import write_recs
     from genrec.model.checkpoint import load_checkpoint
     from genrec.model.prompt import build_prompt_ids
-    from genrec.progress import progress_bar
     from genrec.model.sources import lookup_sids, read_sid_map, user_interests
+    from genrec.progress import progress_bar
 
     paths = RunPaths(Path(run_dir))
-    ckpt = checkpoint_path(config, run_dir)
+    ckpt = checkpoint_path(target.checkpoint, run_dir)
+    if config.engine == "vllm":  # the engine loads the weights; only the tokenizer and prompt info here
+        from transformers import AutoTokenizer
+
+        from genrec.model.checkpoint import load_info
+
+        model, tokenizer, info = None, AutoTokenizer.from_pretrained(ckpt), load_info(ckpt)
+    else:
+        model, tokenizer, info = load_checkpoint(ckpt)
+    sid_map = read_sid_map(paths.sid_map)
+    sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
+    items = load_items(run_dir)
+    titles = dict(zip(items["item_id"], items["title"].fillna(""), strict=True))
+    interests: dict[str, list[str]] = {}
+    if info.interests:
+        interests = user_interests(paths.interests_labelled, limit=5)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
+    test = load_sequences(run_dir).query("split == 'test'")
+    if config.max_users is not None:
+        test = test.head(config.max_users)
+    users = list(test["user_id"])
+    prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(h)), interests=interests.get(u),
+                                titles=[titles.get(i, "") for i in h])
+               for u, h in zip(users, test["history"], strict=True)]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    if config.engine == "vllm":
+        from genrec.decode.vllm_beam import VllmBeamSearch
+
+        engine = VllmBeamSearch.from_checkpoint(ckpt, trie, enforce_eager=config.enforce_eager)
+        search = functools.partial(engine.search, num_beams=config.num_beams, k=config.k)
+    else:
+        search = functools.partial(constrained_beam_search, model, trie=trie, num_beams=config.num_beams,
+                                   k=config.k, batch_size=config.batch_size)
+    ranked: dict[str, list[tuple[str, float]]] = {}
+    start = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task(f"recommend ({target.system})", total=len(users), status="")
+        for first in range(0, len(order), config.batch_size):
+            chunk = order[first:first + config.batch_size]
+            results = search([prompts[i] for i in chunk])
+            ranked.update({users[i]: r for i, r in zip(chunk, results, strict=True)})
+            bar.advance(task, len(chunk))
+    wall = time.perf_counter() - start
+    extra = {u: {"scores": [round(s, 4) for _, s in r]} for u, r in ranked.items()}
+    written = write_recs(paths.recs(target.system), ((u, [i for i, _ in ranked[u]]) for u in users), extra)
+    return dict(users=written, short_lists=sum(1 for r in ranked.values() if len(r) < config.k),
+                users_per_s=round(len(users) / wall, 3), search_wall_s=round(wall, 2), checkpoint=str(ckpt),
+                model_kind=info.kind, engine=config.engine, num_beams=config.num_beams, k=config.k)
+
+
+def run(config: RecommendConfig, run_dir: Path) -> Manifest:
+    """Recommend for every test user with every configured checkpoint; 100% of returned items are catalogue
+    items with a SID. The manifest's top-level metrics are the main system's; `systems` holds each one's."""
+    import torch
+
+    paths = RunPaths(Path(run_dir))
     with stage_run("recommend", config, paths.stage_dir("recommend"), inputs(config, run_dir)) as manifest:
         torch.set_num_threads(config.threads)
-        if config.engine == "vllm":  # the engine loads the weights; only the tokenizer and prompt info here
-            from transformers import AutoTokenizer
-
-            from genrec.model.checkpoint import load_info
-
-            model, tokenizer, info = None, AutoTokenizer.from_pretrained(ckpt), load_info(ckpt)
-        else:
-            model, tokenizer, info = load_checkpoint(ckpt)
-        sid_map = read_sid_map(paths.sid_map)
-        sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
-        items = load_items(run_dir)
-        titles = dict(zip(items["item_id"], items["title"].fillna(""), strict=True))
-        interests: dict[str, list[str]] = {}
-        if info.interests:
-            interests = user_interests(paths.interests_labelled, limit=5)
-        trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
-        test = load_sequences(run_dir).query("split == 'test'")
-        if config.max_users is not None:
-            test = test.head(config.max_users)
-        users = list(test["user_id"])
-        prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(h)), interests=interests.get(u),
-                                    titles=[titles.get(i, "") for i in h])
-                   for u, h in zip(users, test["history"], strict=True)]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
-        if config.engine == "vllm":
-            from genrec.decode.vllm_beam import VllmBeamSearch
-
-            engine = VllmBeamSearch.from_checkpoint(ckpt, trie, enforce_eager=config.enforce_eager)
-            search = functools.partial(engine.search, num_beams=config.num_beams, k=config.k)
-        else:
-            search = functools.partial(constrained_beam_search, model, trie=trie, num_beams=config.num_beams,
-                                       k=config.k, batch_size=config.batch_size)
-        ranked: dict[str, list[tuple[str, float]]] = {}
-        start = time.perf_counter()
-        with progress_bar() as bar:
-            task = bar.add_task(f"recommend ({config.system})", total=len(users), status="")
-            for first in range(0, len(order), config.batch_size):
-                chunk = order[first:first + config.batch_size]
-                results = search([prompts[i] for i in chunk])
-                ranked.update({users[i]: r for i, r in zip(chunk, results, strict=True)})
-                bar.advance(task, len(chunk))
-        wall = time.perf_counter() - start
-        extra = {u: {"scores": [round(s, 4) for _, s in r]} for u, r in ranked.items()}
-        manifest.counts["users"] = write_recs(paths.recs(config.system),
-                                              ((u, [i for i, _ in ranked[u]]) for u in users), extra)
-        manifest.counts["short_lists"] = sum(1 for r in ranked.values() if len(r) < config.k)
-        manifest.outputs.append(str(paths.recs(config.system)))
-        manifest.metrics.update(users_per_s=round(len(users) / wall, 3), search_wall_s=round(wall, 2),
-                                checkpoint=str(ckpt), model_kind=info.kind, engine=config.engine,
-                                num_beams=config.num_beams, k=config.k)
+        per_system = {}
+        for target in config.targets():
+            metrics = _recommend(config, target, run_dir)
+            manifest.outputs.append(str(paths.recs(target.system)))
+            manifest.counts["users"] = metrics.pop("users")
+            manifest.counts["short_lists"] = manifest.counts.get("short_lists", 0) + metrics.pop("short_lists")
+            per_system[target.system] = metrics
+        manifest.metrics.update(per_system[config.system], systems=per_system)
     return manifest

@@ -185,10 +185,8 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
         metrics.items.inc(len(items))
         if req.interests:
             explain = [Interest(i, 1.0) for i in req.interests]
-        elif req.user_id is not None and req.user_id in catalog.user_interests:
-            explain = catalog.user_interests[req.user_id]
         else:
-            explain = catalog.history_interests(history, limit)
+            explain = catalog.explain(req.user_id, history, limit)
         return RecommendResponse(user_id=req.user_id, engine=serve.engine.name, num_beams=serve.config.num_beams,
                                  items=items, interests=_interests(explain, limit),
                                  interest_source="request" if req.interests else catalog.interest_source)

@@ -75,6 +75,12 @@ class Catalog:
         """The ids (in request order, once each) that have no SID in this run."""
         return list(dict.fromkeys(i for i in item_ids if i not in self.sids))
 
+    def explain(self, user_id: str | None, history: Sequence[str], limit: int) -> list[Interest]:
+        """The interests that explain a user's recommendations: their own when known, else their history's."""
+        if user_id is not None and user_id in self.user_interests:
+            return self.user_interests[user_id][:limit]
+        return self.history_interests(history, limit)
+
     def history_interests(self, item_ids: Sequence[str], limit: int) -> list[Interest]:
         """Interests of a history given as item ids: its items' interests, most frequent first."""
         counts: dict[str, float] = {}
