@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 from transformers import PreTrainedTokenizerBase
 
@@ -21,7 +22,24 @@ def scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> Ll
         max_position_embeddings=s.max_positions, attention_dropout=s.dropout, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
-    return LlamaForCausalLM(llama).to(torch.float32)
+    model = LlamaForCausalLM(llama).to(torch.float32)
+    if s.dropout:
+        add_residual_dropout(model, s.dropout)
+    return model
+
+
+def add_residual_dropout(model: LlamaForCausalLM, p: float) -> None:
+    """Dropout (training only) on the token embeddings and on each attention / MLP output before it joins the
+    residual stream. HF Llama has only attention-probability dropout, and a small decoder on ~30k next-item
+    examples overfits without more (SASRec uses 0.5). Forward hooks are not saved: checkpoints stay plain Llama."""
+    def drop(module: torch.nn.Module, args: tuple, output):
+        if isinstance(output, tuple):  # attention returns (output, weights)
+            return (F.dropout(output[0], p, module.training), *output[1:])
+        return F.dropout(output, p, module.training)
+
+    base = model.model
+    for module in [base.embed_tokens, *(layer.self_attn for layer in base.layers), *(layer.mlp for layer in base.layers)]:
+        module.register_forward_hook(drop)
 
 
 def llm_model(config: ModelConfig, sid_vocab: Sequence[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -17,7 +17,8 @@ class ScratchConfig(StrictModel):
     heads: int = Field(4, ge=1)
     kv_heads: int | None = Field(None, ge=1, description="grouped-query heads; default = heads")
     intermediate: int = Field(512, ge=8)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="training only: on attention probabilities, token "
+                           "embeddings and every attention / MLP output (residual dropout)")
     max_positions: int = Field(512, ge=32, description="context length (RoPE: costs no parameters)")
 
     @model_validator(mode="after")

@@ -61,6 +61,24 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
+def test_scratch_dropout_acts_in_training_only_and_is_not_saved(tmp_path: Path) -> None:
+    config = ModelConfig(scratch=TINY.model_copy(update={"dropout": 0.5}))
+    model, tokenizer, info = build_model(config, sid_vocabulary(SIDS), sid_levels=3)
+    prompt = torch.tensor([build_prompt_ids(tokenizer, info, SIDS)])
+    with torch.no_grad():
+        model.train()
+        assert not torch.allclose(model(prompt).logits, model(prompt).logits)  # residual dropout, not only attention
+        model.eval()
+        assert torch.equal(model(prompt).logits, model(prompt).logits)
+        save_checkpoint(model, tokenizer, info, tmp_path / "ckpt")
+        loaded, _, _ = load_checkpoint(tmp_path / "ckpt")
+        loaded.train()  # a plain Llama: no hooks come back with the weights (attention dropout stays in its config)
+        loaded.config.attention_dropout = 0.0
+        for layer in loaded.model.layers:
+            layer.self_attn.attention_dropout = 0.0
+        assert torch.allclose(loaded(prompt).logits, model.eval()(prompt).logits, atol=1e-6)
+
+
 def test_llm_lora_merges_into_a_plain_checkpoint(tmp_path: Path, tiny_causal_lm: Path) -> None:
     base = tiny_causal_lm
     config = ModelConfig(kind="llm", base_model=str(base), lora=LoraSettings(r=4, alpha=8, dropout=0.0), titles=True)
