@@ -211,6 +211,10 @@ def build_report(dataset: str, results: Path, runs: list[Path], command: str) ->
     }
 
 
+def _users(users: int | None) -> str:
+    return f"{users:,}" if users else "?"
+
+
 def _cells(metrics: dict | None) -> str:
     return " | ".join(f"{metrics[k]:.4f}" if metrics and k in metrics else "–" for k in KEYS)
 
@@ -224,7 +228,7 @@ def markdown(report: dict) -> str:
              "| step | HR@5 | HR@10 | NDCG@5 | NDCG@10 | measured as | users |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for step in report["ablation"]:
         where = f"`{step['row']}`" if step["row"] else "not measured"
-        scored = "" if step["row"] is None else f"{step['users']:,}" if step["users"] else "?"
+        scored = "" if step["row"] is None else _users(step["users"])
         if step["row"] and not step["all_users"]:
             scored += " (sample)"
         lines.append(f"| {step['step']} | {_cells(step['metrics'])} | {where} | {scored} |")
@@ -232,7 +236,7 @@ def markdown(report: dict) -> str:
     if others:
         lines += ["", "Other measured rows (same metrics): " + "; ".join(
             f"`{rid}` NDCG@10 {report['metrics'][rid].get('ndcg@10', float('nan')):.4f}"
-            f" ({report['metrics'][rid]['users'] or '?'} users)" for rid in others) + "."]
+            f" ({_users(report['metrics'][rid]['users'])} users)" for rid in others) + "."]
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in report["published"]:
         groups.setdefault((p["source"], p["setting"], p["same_split"]), []).append(p)
