@@ -67,8 +67,8 @@ TIGER_SOURCE = ("Rajput et al., Recommender Systems with Generative Retrieval (T
                 "main results table (its Recall@K is HR@K here)")
 BEAUTY_SAME = "yes (the same 5-core set; P5 and S3-Rec ids are reported equal, not verified here)"
 TIGER_SETTING = "Amazon 2014 Beauty 5-core (P5/S3-Rec ids), leave-one-out, history <= 20, full ranking"
-DIGR_SOURCE = ("README of github.com/yidimopozhibai/DeepInterestGR @ 7b732d2, an anonymous DeepInterestGR code release "
-               "(its module names differ from arXiv 2602.18907, whose tables we have not seen)")
+DIGR_SOURCE = ("DeepInterestGR, arXiv 2602.18907: HR@5 as listed on wizwand.com/paper/699d306a6017c4460ffab28a and in "
+               "the README of github.com/yidimopozhibai/DeepInterestGR @ 7b732d2 (the paper's own table not seen)")
 PUBLISHED: tuple[dict, ...] = (
     dict(dataset="beauty", system="SASRec, as reported by TIGER", same_split=BEAUTY_SAME,
          metrics={"hr@5": 0.0387, "hr@10": 0.0605, "ndcg@5": 0.0249, "ndcg@10": 0.0318},
@@ -76,7 +76,7 @@ PUBLISHED: tuple[dict, ...] = (
     dict(dataset="beauty", system="TIGER", same_split=BEAUTY_SAME,
          metrics={"hr@5": 0.0454, "hr@10": 0.0648, "ndcg@5": 0.0321, "ndcg@10": 0.0384},
          source=TIGER_SOURCE, setting=TIGER_SETTING),
-    dict(dataset="beauty", system="MiniOneRec, as reported there (HR@5 only)", metrics={"hr@5": 0.0612},
+    dict(dataset="beauty", system="MiniOneRec, as reported by DeepInterestGR (HR@5 only)", metrics={"hr@5": 0.0612},
          same_split="unknown", source=DIGR_SOURCE, setting="not stated"),
     dict(dataset="beauty", system="DeepInterestGR (HR@5 only)", metrics={"hr@5": 0.0678},
          same_split="unknown", source=DIGR_SOURCE, setting="not stated"),
@@ -177,14 +177,18 @@ def stage_walls(runs: list[Path]) -> dict[str, dict[str, float]]:
 
 
 def ablation(rows: list[Row], full_users: int | None) -> list[dict]:
-    """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user."""
+    """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user; a row from a
+    file that also scored its starting SFT model (`<stem>:sft`, as the GRPO benchmark does) names it in `start`."""
     steps = []
     for step in LADDER:
         matches = [r for r in rows if re.search(step.pattern, r.id)]
         full = [r for r in matches if full_users is not None and r.users == full_users]
         pool = full or matches
         best = max(pool, key=lambda r: r.metrics.get("ndcg@10", -1.0), default=None)
+        start = next((r for r in rows if best and ":" in best.id and r.id == best.id.split(":")[0] + ":sft"
+                      and r.id != best.id), None)
         steps.append({"step": step.label, "row": best.id if best else None,
+                      "start": {"row": start.id, "ndcg@10": start.metrics.get("ndcg@10")} if start else None,
                       "metrics": best.metrics if best else None, "users": best.users if best else None,
                       "source": best.source if best else None, "all_users": bool(full),
                       "candidates": [r.id for r in matches]})
@@ -231,6 +235,8 @@ def markdown(report: dict) -> str:
         scored = "" if step["row"] is None else _users(step["users"])
         if step["row"] and not step["all_users"]:
             scored += " (sample)"
+        if step.get("start"):
+            where += f" (its SFT start `{step['start']['row']}`: NDCG@10 {step['start']['ndcg@10']:.4f})"
         lines.append(f"| {step['step']} | {_cells(step['metrics'])} | {where} | {scored} |")
     others = [rid for rid in report["metrics"] if rid not in {s["row"] for s in report["ablation"]}]
     if others:

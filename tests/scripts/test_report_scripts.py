@@ -79,6 +79,8 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]["row"] == "sft:scratch:text"
     assert steps["+ interest-enriched SIDs"]["row"] == "sft:scratch:interest"
     assert steps["+ GRPO (rule rewards)"]["row"] == "grpo:grpo_rules"
+    assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo:sft", "ndcg@10": 0.03}
+    assert steps["MostPop"]["start"] is None
     assert steps["+ interest-aware reward"]["row"] is None
     assert "toyrun/grpo" in report["metrics"] and "repro" not in report["metrics"]
     assert all(not rid.startswith("baseline_sasrec_other") for rid in report["metrics"])
