@@ -25,9 +25,9 @@ from torch import nn
 
 from genrec.artifacts import atomic_output
 from genrec.baselines.config import SASRecConfig
+from genrec.data.tensors import PAD, encode, item_index, left_pad, ndcg_at, user_training_items
 from genrec.progress import progress_bar
 
-PAD = 0
 EVAL_BATCH = 1024
 
 
@@ -78,48 +78,25 @@ class SASRec(nn.Module):
         return hidden @ self.item_emb.weight[1:].T
 
 
-def _index(items: pd.DataFrame) -> dict[str, int]:
-    """item id -> embedding row (1-based; 0 is padding)."""
-    return {item: i + 1 for i, item in enumerate(items["item_id"].astype(str))}
-
-
-def _encode(history: list[str], index: dict[str, int]) -> list[int]:
-    try:
-        return [index[i] for i in history]
-    except KeyError as exc:
-        raise ValueError(f"sequences.parquet: item id {exc.args[0]!r} is not in items.parquet") from None
-
-
-def _left_pad(rows: list[list[int]], length: int) -> torch.Tensor:
-    out = np.zeros((len(rows), length), dtype=np.int64)
-    for r, row in enumerate(rows):
-        row = row[-length:]
-        if row:
-            out[r, length - len(row):] = row
-    return torch.from_numpy(out)
-
-
 def training_windows(sequences: pd.DataFrame, index: dict[str, int], max_len: int) -> torch.Tensor:
     """[W, max_len + 1] left-padded windows over every user's training items; each window's inputs are
     `w[:-1]`, its targets `w[1:]`. Consecutive windows of a user share one item, so every training target
     appears exactly once."""
-    train = sequences[sequences["split"] == "train"]
     windows: list[list[int]] = []
-    for _, rows in train.groupby("user_id", sort=False):
-        items = [rows["history"].iloc[0][0], *rows["target"]]
-        seq = _encode(items, index)
+    for items in user_training_items(sequences).values():
+        seq = encode(items, index)
         end = len(seq)
         while end >= 2:
             windows.append(seq[max(0, end - max_len - 1):end])
             end -= max_len
-    return _left_pad(windows, max_len + 1)
+    return left_pad(windows, max_len + 1)
 
 
 def _split_rows(sequences: pd.DataFrame, split: str, index: dict[str, int], max_len: int
                 ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     rows = sequences[sequences["split"] == split]
-    histories = _left_pad([_encode(h, index) for h in rows["history"]], max_len)
-    targets = torch.tensor(_encode(list(rows["target"]), index), dtype=torch.int64)
+    histories = left_pad([encode(h, index) for h in rows["history"]], max_len)
+    targets = torch.tensor(encode(list(rows["target"]), index), dtype=torch.int64)
     return rows["user_id"].astype(str).tolist(), histories, targets
 
 
@@ -132,13 +109,6 @@ def top_items(model: SASRec, histories: torch.Tensor, k: int) -> torch.Tensor:
         hidden = model(histories[start:start + EVAL_BATCH])[:, -1]
         out.append(model.logits(hidden).topk(k, dim=1).indices + 1)
     return torch.cat(out)
-
-
-def ndcg_at(top: torch.Tensor, targets: torch.Tensor, k: int = 10) -> float:
-    """Mean NDCG@k with one relevant item per row."""
-    hits = top[:, :k] == targets[:, None]
-    gains = hits.float() / torch.log2(torch.arange(k, dtype=torch.float32) + 2)
-    return float(gains.sum(1).mean())
 
 
 def _train_epoch(model: SASRec, optim: torch.optim.Optimizer, windows: torch.Tensor, batch_size: int,
@@ -199,7 +169,7 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
     """`fit_and_recommend` under the configured thread count."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    index = _index(items)
+    index = item_index(items)
     item_ids = np.array(list(index), dtype=object)
     if k > len(item_ids):
         raise ValueError(f"baselines.k={k} exceeds the number of items ({len(item_ids)})")
