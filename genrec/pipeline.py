@@ -21,6 +21,7 @@ from genrec.decode.config import RecommendConfig
 from genrec.embed.config import EmbedConfig
 from genrec.eval.stage import EvalConfig
 from genrec.mining.config import MiningConfig
+from genrec.multi.config import MultiConfig
 from genrec.reward.config import LabelConfig
 from genrec.serve.config import ServeConfig
 from genrec.sid.config import SidConfig
@@ -41,6 +42,7 @@ class RunConfig(StrictModel):
     sft: SFTConfig | None = None
     grpo: GRPOStageConfig | None = None
     recommend: RecommendConfig | None = None
+    multi: MultiConfig | None = None  # multi-interest retrievers (GemiRec / ULIM / DMI); off by default
     # mine / label / embed / sid / sft / grpo / recommend sections are added by their stages
     eval: EvalConfig | None = None
     serve: ServeConfig | None = None  # `genrec serve` (not a pipeline stage)
@@ -69,6 +71,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("sft", "genrec.train.sft"),
     Stage("grpo", "genrec.train.grpo"),
     Stage("recommend", "genrec.decode"),
+    Stage("multi", "genrec.multi"),
     Stage("eval", "genrec.eval"),
 )
 
