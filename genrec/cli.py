@@ -269,6 +269,50 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
     console.print_json(json.dumps(rows))
 
 
+multi_app = typer.Typer(help="Multi-interest retrievers (shared base, GemiRec, ULIM, DMI).", no_args_is_help=True)
+app.add_typer(multi_app, name="multi")
+
+
+def _multi_report(cfg: RunConfig, manifest: Manifest) -> None:
+    from genrec.eval import evaluate_file
+
+    system = cfg.multi.system_name
+    try:
+        metrics = evaluate_file(RunPaths(cfg.run_dir).recs(system), cfg.run_dir)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    console.print(metrics_table({system: metrics}, f"{system} on {cfg.data.name} (test, merge {cfg.multi.merge})"))
+    console.print(f"interest collapse (mean pairwise cosine) {manifest.metrics['collapse']:.3f}, "
+                  f"category coverage@10 {manifest.metrics['coverage@10']:.2f}")
+
+
+@multi_app.command("train")
+def multi_train(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Train the retriever in the `multi:` section (multi.model.model = base, gemirec, ulim or dmi) with early
+    stopping on validation NDCG@10 (a killed run resumes), save multi/<system>/model.pt, write
+    eval/<system>/recs.jsonl (per-interest lists merged by multi.merge) and print its test metrics."""
+    cfg = _load(config, set_)
+    _multi_report(cfg, _run_stage(cfg, "multi"))
+
+
+@multi_app.command("recommend")
+def multi_recommend(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Re-rank the test users with the saved multi/<system>/model.pt under multi.merge (round_robin,
+    max_score, weighted) and multi.k, without training; writes eval/<system>/recs.jsonl."""
+    cfg = _load(config, set_)
+    if cfg.multi is None:
+        from genrec.multi import MultiConfig
+
+        cfg.multi = MultiConfig()
+    from genrec.multi import recommend as multi_rank
+
+    try:
+        manifest = multi_rank(cfg.multi, cfg.run_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    _multi_report(cfg, manifest)
+
+
 @app.command("run")
 def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. configs/demo.yaml")],
         set_: SetOpt = None,

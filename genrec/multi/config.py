@@ -25,7 +25,7 @@ class MultiModelConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     loss: Literal["full", "sampled"] = Field("full", description="softmax over all items, or over uniform negatives")
     negatives: int = Field(1000, ge=1, description="shared uniform negatives per batch (loss=sampled)")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(256, ge=1)
     epochs: int = Field(100, ge=1)
@@ -59,7 +59,7 @@ class ULIMConfig(MultiModelConfig):
     retrieval inside the top predicted categories."""
 
     model: Literal["ulim"] = "ulim"
-    max_len: int = Field(200, ge=1, description="long histories, rebuilt from the train rows")
+    max_len: int = Field(256, ge=1, description="long histories, rebuilt from the train rows (padded to the longest)")
     short_len: int = Field(5, ge=1, description="most recent items of a category that form its short-term interest")
     pointer: bool = Field(True, description="off: the next category comes from the generator alone (the ablation)")
 
@@ -97,6 +97,14 @@ class MultiConfig(StrictModel):
                                        "`categories` where present, else first-level SID codes")
     category_depth: int = Field(3, ge=1, description="metadata category path levels that name a category")
     system: str | None = Field(None, description="eval/<system>/ folder; default multi_<model>")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model(cls, data: object) -> object:
+        """A `model:` section without `model: <name>` is the shared base."""
+        if isinstance(data, dict) and isinstance(data.get("model"), dict) and "model" not in data["model"]:
+            data = {**data, "model": {**data["model"], "model": "base"}}
+        return data
 
     @property
     def system_name(self) -> str:
