@@ -8,9 +8,9 @@ which is what transformers' constrained beam search does, so both engines return
 the same scores (sum of raw SID-token log-probs, not renormalised).
 
 Batching is the point: `VllmBeamSearch` sends every beam of every prompt of a level in ONE
-`LLM.generate` call; `AsyncVllmBeamSearch` submits each request's beams to `AsyncLLM` together, so
-the engine's scheduler batches the beams of all concurrent HTTP requests into the same forward steps.
-Prefix caching (block size 32) lets each beam request reuse the prompt's cached KV blocks.
+`LLM.generate` call; `AsyncVllmBeamSearch` (online) lets one worker thread send every waiting beam of
+every concurrent HTTP request, whatever level each has reached, in ONE call of the same in-process engine.
+Prefix caching (block size 32) lets each beam request reuse the prompt's cached full KV blocks.
 
 `logprob_token_ids` takes at most 128 ids. Where the trie allows more (the root, with 256 codes),
 the allowed ids are split over several requests for the same prefix. (The alternative, `logprobs=-1`,
@@ -20,8 +20,9 @@ silently returns wrong log-probs when it shares a batch with `logprob_token_ids`
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,14 @@ def finish(beams: Sequence[Beam], trie: Trie, k: int) -> list[tuple[str, float]]
     return items
 
 
-def _sampling_params(allowed: list[int]) -> Any:
+@functools.lru_cache(maxsize=65536)
+def _sampling_params(allowed: tuple[int, ...]) -> Any:
+    """One shared, never-mutated `SamplingParams` per allowed set (a trie node): `skip_clone` spares vLLM a
+    deepcopy per request, which was 16% of the offline search time (cProfile, trained scratch model)."""
     from vllm import SamplingParams
 
-    return SamplingParams(max_tokens=1, temperature=0.0, detokenize=False, logprob_token_ids=allowed)
+    return SamplingParams(max_tokens=1, temperature=0.0, detokenize=False, logprob_token_ids=list(allowed),
+                          skip_clone=True)
 
 
 def _allowed_logprobs(output: Any, allowed: Iterable[int]) -> dict[int, float]:
@@ -163,39 +168,46 @@ class VllmBeamSearch:
         return results
 
     def _search_batch(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int) -> list[list[tuple[str, float]]]:
-        from vllm.inputs import TokensPrompt
-
         beams: list[list[Beam]] = [[Beam((), 0.0)] for _ in prompts]
         for _ in range(self.trie.depth):
             queries = plan_step(prompts, beams, self.trie)
-            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=q.token_ids) for q in queries],
-                                        [_sampling_params(q.allowed) for q in queries], use_tqdm=False)
-            beams = advance(beams, queries, [_allowed_logprobs(o, q.allowed) for o, q in zip(outputs, queries)],
-                            num_beams)
+            beams = advance(beams, queries, self._score(queries), num_beams)
         return [finish(live, self.trie, k) for live in beams]
+
+    def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
+        """One `LLM.generate` call scoring every query."""
+        from vllm.inputs import TokensPrompt
+
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=q.token_ids) for q in queries],
+                                    [_sampling_params(tuple(q.allowed)) for q in queries], use_tqdm=False)
+        return [_allowed_logprobs(o, q.allowed) for o, q in zip(outputs, queries, strict=True)]
 
 
 class AsyncVllmBeamSearch:
-    """Online constrained beam search over `vllm.v1.engine.async_llm.AsyncLLM`, one coroutine per request.
+    """Online constrained beam search: one coroutine per HTTP request, one engine call for all of them.
 
-    Each level submits all of a request's beam queries at once; concurrent requests do the same, and the
-    engine's scheduler runs every waiting beam of every request in the same forward steps.
+    Each request's coroutine hands the queries of its next SID level to a worker thread that owns an
+    in-process `vllm.LLM` (a `VllmBeamSearch`). Whenever the engine is free, the worker sends every query
+    waiting at that moment to ONE `generate` call, so the beams of all concurrent requests, each at
+    whatever level it has reached, share the engine's forward steps; a new request joins at the next call.
+    This replaced `AsyncLLM`, whose engine core runs in a second process (a ZMQ round trip and a stream
+    per beam, and the two processes fighting over 2 CPU cores): it served 0.43x HF's requests/s at
+    concurrency 32 here (BENCHMARKS.md, Serving).
     """
 
-    def __init__(self, engine: Any, trie: Trie) -> None:
-        self.engine = engine
-        self.trie = trie
-        self._ids = itertools.count()
+    def __init__(self, offline: VllmBeamSearch) -> None:
+        self.offline = offline
+        self.trie = offline.trie
+        self._pending: list[tuple[list[Query], asyncio.Future[list[dict[int, float]]]]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="vllm-beam-batcher", daemon=True)
+        self._worker.start()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path, trie: Trie, **kwargs: Any) -> AsyncVllmBeamSearch:
-        """Start an `AsyncLLM` (its engine core always runs in a separate process) on a checkpoint."""
-        configure_cpu_env()
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        args = AsyncEngineArgs(**engine_kwargs(checkpoint, **kwargs), disable_log_stats=True)
-        return cls(AsyncLLM.from_engine_args(args), trie)
+        """Start an in-process engine on a checkpoint (kwargs go to `engine_kwargs`) and its batching thread."""
+        return cls(VllmBeamSearch.from_checkpoint(checkpoint, trie, **kwargs))
 
     async def search(self, prompt: Sequence[int], num_beams: int, k: int) -> list[tuple[str, float]]:
         """Top-k distinct valid items for one prompt, best first, with their summed raw log-probs."""
@@ -203,19 +215,56 @@ class AsyncVllmBeamSearch:
         beams: list[list[Beam]] = [[Beam((), 0.0)]]
         for _ in range(self.trie.depth):
             queries = plan_step([prompt], beams, self.trie)
-            logprobs = await asyncio.gather(*(self._score(q) for q in queries))
+            logprobs = await self._score(queries)
             beams = advance(beams, queries, logprobs, num_beams)
         return finish(beams[0], self.trie, k)
 
-    async def _score(self, query: Query) -> dict[int, float]:
-        from vllm.inputs import TokensPrompt
+    async def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
+        """Score these queries in the worker's next engine call, together with every other waiting query."""
+        future: asyncio.Future[list[dict[int, float]]] = asyncio.get_running_loop().create_future()
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the vLLM engine is shut down")
+            self._pending.append((list(queries), future))
+            self._wake.notify()
+        return await future
 
-        final = None
-        async for output in self.engine.generate(TokensPrompt(prompt_token_ids=query.token_ids),
-                                                 _sampling_params(query.allowed), f"beam-{next(self._ids)}"):
-            final = output
-        assert final is not None and final.finished
-        return _allowed_logprobs(final, query.allowed)
+    def _work(self) -> None:
+        """Worker thread: take every waiting request's queries, score them in one call, hand back each slice."""
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    break
+                batch, self._pending = self._pending, []
+            try:
+                scored = self.offline._score([q for queries, _ in batch for q in queries])
+            except Exception as exc:  # a failed call fails its requests, never the worker
+                for _, future in batch:
+                    future.get_loop().call_soon_threadsafe(_settle, future, None, exc)
+                continue
+            offset = 0
+            for queries, future in batch:
+                part = scored[offset:offset + len(queries)]
+                offset += len(queries)
+                future.get_loop().call_soon_threadsafe(_settle, future, part, None)
+        for _, future in self._pending:
+            future.get_loop().call_soon_threadsafe(_settle, future, None, RuntimeError("the vLLM engine shut down"))
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        """Stop the worker (waiting requests fail); the in-process engine is freed with this object."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._worker.join()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete a future on its own event loop, unless its request was cancelled meanwhile."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

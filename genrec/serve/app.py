@@ -107,6 +107,10 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     catalog = Catalog.load(run_dir)
     trie = SidTrie.from_sid_map(pd.read_parquet(RunPaths(run_dir).sid_map, columns=["item_id", "sid"]), tokenizer)
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
     engine = build_engine(config.engine, checkpoint, trie, hf_batch_size=config.hf_batch_size,
                           enforce_eager=config.enforce_eager, max_model_len=config.max_model_len)
     return ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,

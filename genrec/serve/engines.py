@@ -1,7 +1,7 @@
 """The two decoding engines behind the endpoint, both batching concurrent requests.
 
-`VllmEngine`: vLLM's `AsyncLLM` via `AsyncVllmBeamSearch`; each request's beams go to the engine together
-at every SID level, and the engine's scheduler runs the beams of all in-flight requests in the same steps.
+`VllmEngine`: `AsyncVllmBeamSearch` over an in-process vLLM engine; at every engine call one worker thread
+sends the waiting beams of all in-flight requests (each at its own SID level) together.
 `HfEngine` (fallback when vLLM is absent): transformers' constrained beam search in a worker thread; the
 requests that arrive while one batch decodes form the next batch (no waiting window, so no added latency).
 """
@@ -41,7 +41,7 @@ def resolve_engine(engine: str) -> str:
 
 
 class VllmEngine:
-    """Constrained beam search on vLLM's async engine."""
+    """Constrained beam search on an in-process vLLM engine, continuously batched across requests."""
 
     name = "vllm"
 
