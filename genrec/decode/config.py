@@ -33,11 +33,22 @@ class RecommendConfig(StrictModel):
     threads: int = Field(2, ge=1)
     also: list[RecommendTarget] = Field(
         default_factory=list, description="more checkpoints scored the same way, e.g. [{checkpoint: sft, system: sft}]")
+    decoding: Literal["beam", "interest"] = Field(
+        "beam", description="beam: one constrained beam search; interest: one beam group per predicted interest "
+                            "(a first-level SID code), beams and slots split by its probability, merged")
+    interest_source: Literal["codes", "mined"] = Field(
+        "codes", description="decoding=interest: codes = the decoder's most probable first-level codes; mined = the "
+                             "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
+                             "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes")
+    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
 
     @model_validator(mode="after")
     def _k_fits_beams(self) -> RecommendConfig:
         if self.k > self.num_beams:
             raise ValueError(f"k ({self.k}) must be <= num_beams ({self.num_beams})")
+        if self.decoding == "interest" and (self.num_interests > self.k or 2 * self.num_interests > self.num_beams):
+            raise ValueError(f"num_interests ({self.num_interests}) must be <= k ({self.k}) and <= num_beams / 2 "
+                             f"({self.num_beams // 2}): every interest gets one output slot and two beams")
         return self
 
     @model_validator(mode="after")

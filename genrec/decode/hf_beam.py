@@ -10,11 +10,13 @@ would leak into the search. We therefore also blank `model.generation_config` fo
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, PreTrainedModel
 
+from genrec.decode.interest import Group, Recommendation, Select, interest_search
 from genrec.decode.trie import SidTrie, SidTrieLogitsProcessor
 
 
@@ -54,6 +56,40 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch
     return ids, mask
 
 
+def _unwrap(model: PreTrainedModel) -> PreTrainedModel:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: adapters stay active
+
+
+def _pad_id(model: PreTrainedModel, trie: SidTrie) -> int:
+    if trie.eos_token_id is None:
+        raise ValueError("the trie needs eos_token_id")
+    return model.config.pad_token_id if model.config.pad_token_id is not None else trie.eos_token_id
+
+
+def _search_rows(model: PreTrainedModel, rows: Sequence[Sequence[int]], prefix_len: int, trie: SidTrie,
+                 num_beams: int) -> list[list[tuple[str, float]]]:
+    """One `generate` call. Each row is a prompt followed by a forced SID prefix of `prefix_len` tokens; per
+    row, its distinct complete items with the summed log-probs of the generated tokens, best first."""
+    pad = _pad_id(model, trie)
+    input_ids, attention_mask = left_pad(rows, pad)
+    sid_start = input_ids.shape[1] - prefix_len
+    gen_config = beam_generation_config(num_beams, trie.depth - prefix_len, pad, trie.eos_token_id)
+    processor = SidTrieLogitsProcessor(trie, prompt_len=sid_start)
+    out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
+                         generation_config=gen_config, logits_processor=LogitsProcessorList([processor]))
+    sids = out.sequences[:, sid_start:sid_start + trie.depth].cpu().tolist()
+    scores = out.sequences_scores.cpu().tolist()
+    results = []
+    for row in range(len(rows)):
+        ranked: dict[str, float] = {}
+        for beam in range(row * num_beams, (row + 1) * num_beams):
+            item = trie.item_for(sids[beam])
+            if item is not None and scores[beam] != float("-inf") and item not in ranked:
+                ranked[item] = scores[beam]
+        results.append(sorted(ranked.items(), key=lambda kv: -kv[1]))
+    return results
+
+
 @torch.inference_mode()
 def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], trie: SidTrie, num_beams: int, k: int,
                             batch_size: int) -> list[list[tuple[str, float]]]:
@@ -65,28 +101,56 @@ def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], tr
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if any(not p for p in prompts):
         raise ValueError("empty prompt: every prompt needs at least the <ans> marker")
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: adapters stay active
-    eos = trie.eos_token_id
-    if eos is None:
-        raise ValueError("the trie needs eos_token_id")
-    pad = model.config.pad_token_id if model.config.pad_token_id is not None else eos
-    gen_config = beam_generation_config(num_beams, trie.depth, pad, eos)
+    model = _unwrap(model)
     results: list[list[tuple[str, float]]] = []
     with _blank_generation_config(model):
         for first in range(0, len(prompts), batch_size):
-            chunk = prompts[first:first + batch_size]
-            input_ids, attention_mask = left_pad(chunk, pad)
-            input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
-            processor = SidTrieLogitsProcessor(trie, prompt_len=input_ids.shape[1])
-            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_config,
-                                 logits_processor=LogitsProcessorList([processor]))
-            sids = out.sequences[:, input_ids.shape[1]:input_ids.shape[1] + trie.depth].cpu().tolist()
-            scores = out.sequences_scores.cpu().tolist()
-            for row in range(len(chunk)):
-                ranked: dict[str, float] = {}
-                for beam in range(row * num_beams, (row + 1) * num_beams):
-                    item = trie.item_for(sids[beam])
-                    if item is not None and scores[beam] != float("-inf") and item not in ranked:
-                        ranked[item] = scores[beam]
-                results.append(sorted(ranked.items(), key=lambda kv: -kv[1])[:k])
+            results += [r[:k] for r in _search_rows(model, prompts[first:first + batch_size], 0, trie, num_beams)]
     return results
+
+
+@torch.inference_mode()
+def root_logprobs(model: PreTrainedModel, prompts: Sequence[Sequence[int]], trie: SidTrie,
+                  batch_size: int) -> list[dict[int, float]]:
+    """Per prompt, the raw log-prob of every first-level SID token the trie allows (one forward pass)."""
+    model = _unwrap(model)
+    allowed = torch.tensor(trie.allowed([]), dtype=torch.long)
+    out: list[dict[int, float]] = []
+    for first in range(0, len(prompts), batch_size):
+        input_ids, mask = left_pad(prompts[first:first + batch_size], _pad_id(model, trie))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
+                       position_ids=positions.to(model.device)).logits[:, -1].float()
+        logprobs = torch.log_softmax(logits, -1)[:, allowed].cpu()
+        out += [dict(zip(allowed.tolist(), row.tolist(), strict=True)) for row in logprobs]
+    return out
+
+
+@torch.inference_mode()
+def search_groups(model: PreTrainedModel, prompts: Sequence[Sequence[int]], groups: Sequence[Group], trie: SidTrie,
+                  batch_size: int) -> list[list[tuple[str, float]]]:
+    """Per beam group, its distinct complete items (the prefix's score included), best first. Groups with
+    the same beam width and prefix length share `generate` calls of up to `batch_size` rows."""
+    model = _unwrap(model)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for index, group in enumerate(groups):
+        buckets.setdefault((group.beams, len(group.prefix)), []).append(index)
+    results: list[list[tuple[str, float]]] = [[] for _ in groups]
+    with _blank_generation_config(model):
+        for (beams, prefix_len), members in sorted(buckets.items()):
+            for first in range(0, len(members), batch_size):
+                chunk = members[first:first + batch_size]
+                rows = [[*prompts[groups[g].request], *groups[g].prefix] for g in chunk]
+                for g, ranked in zip(chunk, _search_rows(model, rows, prefix_len, trie, beams), strict=True):
+                    results[g] = [(item, score + groups[g].prefix_score) for item, score in ranked]
+    return results
+
+
+def interest_beam_search(model: PreTrainedModel, prompts: list[list[int]], trie: SidTrie, num_beams: int, k: int,
+                         batch_size: int, select: Select) -> list[list[Recommendation]]:
+    """Interest-conditioned decoding (`genrec.decode.interest`) with transformers."""
+    if any(not p for p in prompts):
+        raise ValueError("empty prompt: every prompt needs at least the <ans> marker")
+    return interest_search(functools.partial(root_logprobs, model, trie=trie, batch_size=batch_size),
+                           functools.partial(search_groups, model, trie=trie, batch_size=batch_size),
+                           prompts, num_beams, k, select)

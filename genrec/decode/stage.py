@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from genrec.artifacts import Manifest, RunPaths, stage_run
@@ -29,13 +30,16 @@ def inputs(config: RecommendConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
     ckpts = [checkpoint_path(t.checkpoint, run_dir) for t in config.targets()]
     needed = [paths.sequences, paths.items, paths.sid_map, *ckpts]
+    if config.decoding == "interest":
+        from genrec.decode.interest_sources import source_inputs
+
+        needed += source_inputs(config.interest_source, run_dir)
     return needed + [paths.interests_labelled] if any(map(_uses_interests, ckpts)) else needed
 
 
 def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) -> dict:
     """Rank items for every test user with one checkpoint; writes its recs.jsonl, returns its metrics."""
     from genrec.data import load_items, load_sequences
-    from genrec.decode.hf_beam import constrained_beam_search
     from genrec.decode.trie import SidTrie
     from genrec.eval.recs import write_recs
     from genrec.model.checkpoint import load_checkpoint
@@ -69,29 +73,62 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
                                 titles=[titles.get(i, "") for i in h])
                for u, h in zip(users, test["history"], strict=True)]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
-    if config.engine == "vllm":
-        from genrec.decode.vllm_beam import VllmBeamSearch
-
-        engine = VllmBeamSearch.from_checkpoint(ckpt, trie, enforce_eager=config.enforce_eager)
-        search = functools.partial(engine.search, num_beams=config.num_beams, k=config.k)
-    else:
-        search = functools.partial(constrained_beam_search, model, trie=trie, num_beams=config.num_beams,
-                                   k=config.k, batch_size=config.batch_size)
+    search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, users)
     ranked: dict[str, list[tuple[str, float]]] = {}
+    explained: dict[str, list[str]] = {}
     start = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task(f"recommend ({target.system})", total=len(users), status="")
         for first in range(0, len(order), config.batch_size):
             chunk = order[first:first + config.batch_size]
-            results = search([prompts[i] for i in chunk])
+            results, why = search([prompts[i] for i in chunk], [users[i] for i in chunk])
             ranked.update({users[i]: r for i, r in zip(chunk, results, strict=True)})
+            explained.update({users[i]: w for i, w in zip(chunk, why, strict=True) if w is not None})
             bar.advance(task, len(chunk))
     wall = time.perf_counter() - start
-    extra = {u: {"scores": [round(s, 4) for _, s in r]} for u, r in ranked.items()}
+    extra = {u: {"scores": [round(s, 4) for _, s in r], **({"interests": explained[u]} if u in explained else {})}
+             for u, r in ranked.items()}
     written = write_recs(paths.recs(target.system), ((u, [i for i, _ in ranked[u]]) for u in users), extra)
     return dict(users=written, short_lists=sum(1 for r in ranked.values() if len(r) < config.k),
                 users_per_s=round(len(users) / wall, 3), search_wall_s=round(wall, 2), checkpoint=str(ckpt),
-                model_kind=info.kind, engine=config.engine, num_beams=config.num_beams, k=config.k)
+                model_kind=info.kind, engine=config.engine, num_beams=config.num_beams, k=config.k,
+                decoding=config.decoding, **source_counts)
+
+
+Searcher = Callable[[list[list[int]], list[str]], tuple[list[list[tuple[str, float]]], list[list[str] | None]]]
+
+
+def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, tokenizer, sid_map,
+              users: list[str]) -> tuple[Searcher, dict]:
+    """(prompts, their users) -> (ranked items with scores, the interest of each item or None), per the
+    configured engine and decoding; plus the interest source's counts for the manifest."""
+    from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
+
+    if config.engine == "vllm":
+        from genrec.decode.vllm_beam import VllmBeamSearch
+
+        engine = VllmBeamSearch.from_checkpoint(ckpt, trie, enforce_eager=config.enforce_eager)
+        beam, interest = engine.search, engine.search_interest
+    else:
+        beam = functools.partial(constrained_beam_search, model, trie=trie, batch_size=config.batch_size)
+        interest = functools.partial(interest_beam_search, model, trie=trie, batch_size=config.batch_size)
+    if config.decoding == "beam":
+        def plain(prompts: list[list[int]], batch: list[str]):
+            return beam(prompts, num_beams=config.num_beams, k=config.k), [None] * len(prompts)
+
+        return plain, {}
+    from genrec.decode.interest_sources import interest_selector
+
+    catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
+    select_for, counts = interest_selector(config.interest_source, config.num_interests, config.k, config.num_beams,
+                                           run_dir, catalogue, tokenizer, users, config.threads)
+
+    def grouped(prompts: list[list[int]], batch: list[str]):
+        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select_for(batch))
+        return [[(r.item, r.score) for r in rs] for rs in recs], [[r.interest for r in rs] for rs in recs]
+
+    counts = dict(interest_source=config.interest_source, num_interests=config.num_interests, **counts)
+    return grouped, counts
 
 
 def run(config: RecommendConfig, run_dir: Path) -> Manifest:

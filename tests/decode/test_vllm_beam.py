@@ -75,11 +75,10 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.
     return path, sid_map
 
 
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_vllm_matches_hf_beam_search(tiny_checkpoint: tuple[Path, pd.DataFrame]) -> None:
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint: tuple[Path, pd.DataFrame]):
+    """One in-process vLLM engine for this module's parity tests, with the HF model and prompts it must match."""
     pytest.importorskip("vllm")
-    from genrec.decode.hf_beam import constrained_beam_search
     from genrec.decode.vllm_beam import VllmBeamSearch
 
     path, sid_map = tiny_checkpoint
@@ -87,9 +86,17 @@ def test_vllm_matches_hf_beam_search(tiny_checkpoint: tuple[Path, pd.DataFrame])
     trie = SidTrie.from_sid_map(sid_map, tokenizer)
     rng = random.Random(1)
     prompts = [build_prompt_ids(tokenizer, info, rng.sample(list(sid_map["sid"]), rng.randint(1, 12))) for _ in range(12)]
-    expected = constrained_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12)
+    return VllmBeamSearch.from_checkpoint(path, trie, enforce_eager=True), model, trie, prompts, tokenizer
 
-    search = VllmBeamSearch.from_checkpoint(path, trie, enforce_eager=True)
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_matches_hf_beam_search(engine, tiny_checkpoint: tuple[Path, pd.DataFrame]) -> None:
+    from genrec.decode.hf_beam import constrained_beam_search
+
+    search, model, trie, prompts, _ = engine
+    sid_map = tiny_checkpoint[1]
+    expected = constrained_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12)
     got = search.search(prompts, num_beams=20, k=10, batch_size=5)  # several engine batches
 
     known = set(sid_map["item_id"])
@@ -99,6 +106,29 @@ def test_vllm_matches_hf_beam_search(tiny_checkpoint: tuple[Path, pd.DataFrame])
         assert [s for _, s in have] == pytest.approx([s for _, s in want], abs=1e-4)
     with pytest.raises(ValueError, match="k <= num_beams"):
         search.search(prompts[:1], num_beams=5, k=6)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_interest_decoding_matches_hf(engine, tiny_checkpoint: tuple[Path, pd.DataFrame]) -> None:
+    """Interest-conditioned decoding (>= 4 code groups of unequal widths, 140 root codes > 128 ids a request,
+    ~2 items a code so more codes join until they hold k items): same items, scores, interests on both engines."""
+    from collections import Counter
+
+    from genrec.decode.hf_beam import interest_beam_search
+    from genrec.decode.interest import CodeSpace, top_codes
+    from genrec.decode.interest_sources import first_codes
+
+    search, model, trie, prompts, tokenizer = engine
+    sizes = dict(Counter(first_codes(tiny_checkpoint[1], tokenizer).values()))
+    select = top_codes(4, CodeSpace({}, sizes, k=10, max_groups=10))
+    expected = interest_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12, select=select)
+    got = search.search_interest(prompts, num_beams=20, k=10, select=select, batch_size=5)
+    for want, have in zip(expected, got, strict=True):
+        assert len(have) == 10 and len({r.item for r in have}) == 10
+        assert [(r.item, r.interest) for r in have] == [(r.item, r.interest) for r in want]
+        assert [r.score for r in have] == pytest.approx([r.score for r in want], abs=1e-4)
+        assert len({r.code for r in have}) >= 4
 
 
 @pytest.mark.vllm

@@ -1,0 +1,233 @@
+"""Interest-conditioned decoding: one constrained beam group per predicted interest of a user, merged.
+
+A plain beam search spends its beams on the user's dominant taste. Here an interest is a first-level SID
+code (the coarsest level, a category of similar items); per user, `m` interests are chosen, each gets a
+beam group whose search is confined to that code's sub-trie (the SID is forced to start with the code),
+the beams and the k output slots are split over the groups by the interests' predicted probabilities
+(two beams and one slot each first, the rest by largest remainder, never more than the code has items),
+and the groups' items merge into one top-k list in
+which every item carries the interest it came from.
+
+Interest sources (`select` functions):
+- `top_codes`: the decoder's own first-step distribution (category-first, as in ULIM's cascade);
+- `MinedInterestCodes`: the user's curated deep interests (mined text), each mapped to the code whose items
+  its text embedding is closest to; the decoder's top codes fill the remaining slots.
+When the chosen codes hold fewer than k items, the decoder's next codes join (`CodeSpace.fill`), so lists
+are never short for lack of items.
+Either way a group's probability is the decoder's probability of its code, renormalised over the user's
+chosen codes, and an item's score stays log p(full SID | prompt), comparable across groups.
+
+The engines (`hf_beam`, `vllm_beam`) supply the first-step log-probs and run the groups; planning and
+merging live here, so both engines split and merge identically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Chosen = list[tuple[int, str, int]]  # (first-level code token, interest text, items under the code), best first
+Select = Callable[[Sequence[dict[int, float]]], list[Chosen]]  # root log-probs per prompt -> chosen interests
+
+
+@dataclass(frozen=True)
+class Group:
+    """One beam group: a request's search confined to SIDs starting with `prefix`."""
+
+    request: int
+    interest: str
+    weight: float
+    prefix: tuple[int, ...]
+    prefix_score: float
+    beams: int
+    quota: int
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended item, its score (summed raw SID log-probs) and the interest whose group produced it."""
+
+    item: str
+    score: float
+    interest: str
+    code: int
+
+
+def _largest_remainder(total: int, weights: Sequence[float], minimum: int) -> list[int]:
+    spare = total - minimum * len(weights)
+    norm = sum(weights)
+    share = [spare * w / norm if norm > 0 else spare / len(weights) for w in weights]
+    counts = [minimum + math.floor(s) for s in share]
+    order = sorted(range(len(weights)), key=lambda g: (-round(share[g] - math.floor(share[g]), 6), g))
+    for g in order[:total - sum(counts)]:
+        counts[g] += 1
+    return counts
+
+
+def allocate(total: int, weights: Sequence[float], minimum: int = 1, caps: Sequence[int] | None = None) -> list[int]:
+    """Split `total` slots over groups: `minimum` each, the rest in proportion to weight (largest remainder,
+    compared to 6 decimals so float noise cannot reorder near-ties; ties go to the earlier group). A group
+    never gets more than its cap (a code with 3 items needs no 8 beams): what it cannot use goes to the
+    others, and is left unused when every group is full."""
+    if total < minimum * len(weights):
+        raise ValueError(f"cannot give {len(weights)} groups {minimum} of {total} slots each")
+    caps = [max(minimum, c) for c in caps] if caps is not None else [total] * len(weights)
+    counts, free, left = [0] * len(weights), list(range(len(weights))), total
+    while free:
+        share = _largest_remainder(left, [weights[g] for g in free], minimum)
+        over = [g for g, n in zip(free, share, strict=True) if n > caps[g]]
+        if not over:
+            for g, n in zip(free, share, strict=True):
+                counts[g] = n
+            break
+        for g in over:
+            counts[g] = caps[g]
+            left -= caps[g]
+        free = [g for g in free if g not in over]
+    return counts
+
+
+def check_interest_args(num_beams: int, k: int, m: int) -> None:
+    """Every group needs 2 beams (transformers' beam search needs >= 2) and one output slot."""
+    if m < 1 or 2 * m > num_beams or m > k or k > num_beams:
+        raise ValueError(f"need 1 <= num_interests <= k <= num_beams and 2 * num_interests <= num_beams, "
+                         f"got num_interests={m}, k={k}, num_beams={num_beams}")
+
+
+def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
+    """The beam groups of every request: weights = the decoder's probabilities of the chosen codes, renormalised."""
+    groups = []
+    for request, (picks, logprobs) in enumerate(zip(chosen, root, strict=True)):
+        if not picks:
+            raise ValueError(f"request {request}: no interest chosen")
+        scores = [logprobs[code] for code, _, _ in picks]
+        top = max(scores)
+        weights = [math.exp(s - top) for s in scores]
+        weights = [w / sum(weights) for w in weights]
+        sizes = [size for _, _, size in picks]
+        beams = allocate(num_beams, weights, minimum=2, caps=sizes)
+        quota = allocate(k, weights, caps=[min(b, n) for b, n in zip(beams, sizes, strict=True)])
+        groups += [Group(request, text, w, (code,), s, b, q)
+                   for (code, text, _), s, w, b, q in zip(picks, scores, weights, beams, quota, strict=True)]
+    return groups
+
+
+def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int,
+          k: int) -> list[list[Recommendation]]:
+    """Per request: each group's best `quota` items, then the best leftovers until k, ordered by score."""
+    picked: list[list[Recommendation]] = [[] for _ in range(n_requests)]
+    spare: list[list[Recommendation]] = [[] for _ in range(n_requests)]
+    for group, ranked in zip(groups, results, strict=True):
+        recs = [Recommendation(item, score, group.interest, group.prefix[0]) for item, score in ranked]
+        picked[group.request] += recs[:group.quota]
+        spare[group.request] += recs[group.quota:]
+    out = []
+    for mine, rest in zip(picked, spare, strict=True):
+        seen = {r.item for r in mine}
+        for rec in sorted(rest, key=lambda r: -r.score):
+            if len(mine) >= k:
+                break
+            if rec.item not in seen:
+                mine.append(rec)
+                seen.add(rec.item)
+        out.append(sorted(mine, key=lambda r: -r.score)[:k])
+    return out
+
+
+def interest_search(root_logprobs: Callable[[Sequence[Sequence[int]]], list[dict[int, float]]],
+                    search_groups: Callable[[Sequence[Sequence[int]], Sequence[Group]], list[list[tuple[str, float]]]],
+                    prompts: Sequence[Sequence[int]], num_beams: int, k: int,
+                    select: Select) -> list[list[Recommendation]]:
+    """Interest-conditioned decoding of `prompts` with one engine's two primitives (see the module doc)."""
+    root = root_logprobs(prompts)
+    groups = plan_groups(select(root), root, num_beams, k)
+    return merge(groups, search_groups(prompts, groups), len(prompts), k)
+
+
+def code_labels(first_codes: dict[str, int], categories: dict[str, str]) -> dict[int, str]:
+    """First-level code token -> the most common category of its items (the finest level of the
+    comma-separated category path; `first_codes`: item -> code token, `categories`: item -> path)."""
+    per_code: dict[int, Counter[str]] = {}
+    for item, code in first_codes.items():
+        leaf = (categories.get(item) or "").split(",")[-1].strip()
+        per_code.setdefault(code, Counter())[leaf or "uncategorised"] += 1
+    return {code: counts.most_common(1)[0][0] for code, counts in per_code.items()}
+
+
+@dataclass(frozen=True)
+class CodeSpace:
+    """What a source needs to know about the first-level codes: their names and item counts, the list length
+    k and the most groups the beams allow (`num_beams // 2`: two beams a group)."""
+
+    labels: dict[int, str]
+    sizes: dict[int, int]
+    k: int
+    max_groups: int
+
+    def fill(self, picks: Chosen, ranked: Sequence[int], m: int) -> Chosen:
+        """Top `picks` up with the decoder's next best codes until there are m interests whose codes hold at
+        least k items (small codes would leave the list short), within `max_groups`."""
+        picks, have = list(picks), {c for c, _, _ in picks}
+        for code in ranked:
+            if len(picks) >= self.max_groups or (len(picks) >= m and sum(n for _, _, n in picks) >= self.k):
+                break
+            if code not in have:
+                picks.append((code, self.labels.get(code, str(code)), self.sizes[code]))
+                have.add(code)
+        return picks
+
+
+def ranked_codes(logprobs: dict[int, float]) -> list[int]:
+    return sorted(logprobs, key=lambda c: -logprobs[c])
+
+
+def top_codes(m: int, space: CodeSpace) -> Select:
+    """Source (a): the decoder's m most probable first-level codes, named by their items' category."""
+
+    def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
+        return [space.fill([], ranked_codes(lp), m) for lp in root]
+
+    return select
+
+
+class MinedInterestCodes:
+    """Source (b): a user's curated interests (text) mapped to first-level codes by embedding similarity.
+
+    A code's vector is the mean of its items' normalised text embeddings; an interest goes to the code with
+    the highest cosine. Codes come in the order of the user's interests (best classifier score first, at most
+    m codes), duplicates merged (their texts joined); the decoder's top codes fill up (`CodeSpace.fill`).
+    Users without curated interests get the decoder's codes only.
+    """
+
+    def __init__(self, m: int, space: CodeSpace, codes: Sequence[int], code_vectors: np.ndarray,
+                 interest_vectors: dict[str, np.ndarray]) -> None:
+        self.m, self.space, self.codes = m, space, list(codes)
+        self.code_vectors = code_vectors / np.linalg.norm(code_vectors, axis=1, keepdims=True)
+        self.interest_vectors = interest_vectors
+
+    def code_of(self, interest: str) -> int:
+        """The first-level code whose items are closest in meaning to an interest text."""
+        return self.codes[int(np.argmax(self.code_vectors @ self.interest_vectors[interest]))]
+
+    def for_users(self, user_interests: Sequence[Sequence[str]]) -> Select:
+        """The `select` of a batch of prompts whose users have these curated interests (best first)."""
+
+        def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
+            if len(root) != len(user_interests):
+                raise ValueError(f"{len(root)} prompts but interests for {len(user_interests)} users")
+            chosen = []
+            for texts, lp in zip(user_interests, root, strict=True):
+                named: dict[int, list[str]] = {}
+                for text in texts:
+                    code = self.code_of(text)
+                    if code in named or len(named) < self.m:
+                        named.setdefault(code, []).append(text)
+                picks = [(code, "; ".join(t), self.space.sizes[code]) for code, t in named.items()]
+                chosen.append(self.space.fill(picks, ranked_codes(lp), self.m))
+            return chosen
+
+        return select

@@ -1,0 +1,201 @@
+"""Interest-conditioned decoding: slot allocation, merging, exactness of the transformers path, the sources
+and the recommend stage with `decoding: interest`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genrec.artifacts import RunPaths
+from genrec.decode.hf_beam import interest_beam_search, root_logprobs
+from genrec.decode.interest import (CodeSpace, Group, MinedInterestCodes, allocate, check_interest_args, code_labels,
+                                    merge, plan_groups, top_codes)
+from genrec.decode.trie import SidTrie
+from genrec.model.build import build_model
+from genrec.model.config import ModelConfig, ScratchConfig
+from genrec.model.prompt import build_prompt_ids
+from genrec.model.sid_tokens import codes_to_sid, sid_vocabulary
+from genrec.model.tokenizer import sid_token_ids
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    codes = list(itertools.product(range(3), range(3), range(2)))  # each first-level code holds 6 items
+    sids = [codes_to_sid(c) for c in codes]
+    config = ModelConfig(scratch=ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64))
+    model, tokenizer, info = build_model(config, sid_vocabulary(sids), sid_levels=3)
+    model.eval()
+    with torch.no_grad():  # peaked, so no float ties between beams
+        for param in model.parameters():
+            param.normal_(0.0, 0.4)
+    trie = SidTrie.from_sid_map(pd.DataFrame({"item_id": [f"it{i}" for i in range(18)], "sid": sids}), tokenizer)
+    prompts = [build_prompt_ids(tokenizer, info, sids[:n]) for n in (1, 4, 2, 6, 3)]
+    tokens = {f"it{i}": sid_token_ids(tokenizer, s) for i, s in enumerate(sids)}
+    return model, trie, prompts, tokens
+
+
+def exact(model, prompt: list[int], tokens: dict[str, list[int]]) -> dict[str, float]:
+    """Brute force log p(SID | prompt) of every item."""
+    out = {}
+    for item, ids in tokens.items():
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([prompt + ids])).logits[0].float(), -1)
+        out[item] = sum(logp[len(prompt) - 1 + j, t].item() for j, t in enumerate(ids))
+    return out
+
+
+def test_allocate_gives_each_group_its_minimum_and_the_rest_by_weight() -> None:
+    assert allocate(20, [0.7, 0.2, 0.1], minimum=2) == [12, 5, 3]
+    assert allocate(10, [0.5, 0.5]) == [5, 5]
+    assert allocate(3, [0.98, 0.01, 0.01]) == [1, 1, 1]
+    assert allocate(20, [0.7, 0.2, 0.1], minimum=2, caps=[4, 100, 1]) == [4, 14, 2]  # caps: spare beams move on
+    assert allocate(20, [0.5, 0.5], minimum=2, caps=[3, 4]) == [3, 4]  # every group full: the rest unused
+    assert sum(allocate(17, [0.4, 0.33, 0.27], minimum=2)) == 17
+    with pytest.raises(ValueError, match="cannot give 3 groups 2"):
+        allocate(5, [1, 1, 1], minimum=2)
+    with pytest.raises(ValueError, match="num_interests"):
+        check_interest_args(num_beams=20, k=10, m=11)
+
+
+def test_plan_and_merge() -> None:
+    root = [{7: np.log(0.6), 8: np.log(0.2), 9: np.log(0.2)}]
+    groups = plan_groups([[(7, "tapes", 50), (8, "gloves", 50)]], root, num_beams=10, k=4)
+    assert [(g.interest, g.prefix, g.beams, g.quota) for g in groups] == [("tapes", (7,), 7, 3), ("gloves", (8,), 3, 1)]
+    assert [g.weight for g in groups] == pytest.approx([0.75, 0.25])
+    results = [[("a", -1.0), ("b", -2.0), ("c", -3.0), ("d", -9.0)], [("e", -4.0), ("f", -2.5)]]
+    merged = merge(groups, results, 1, k=4)[0]
+    # each group's quota (tapes 3, gloves 1) is filled first, so f (-2.5) loses to c (-3); then by score
+    assert [(r.item, r.interest) for r in merged] == [("a", "tapes"), ("b", "tapes"), ("c", "tapes"), ("e", "gloves")]
+    fill = merge(groups, [results[0][:1], results[1]], 1, k=4)[0]  # tapes ran short: leftovers fill by score
+    assert [r.item for r in fill] == ["a", "f", "e"]
+    short = merge([Group(0, "x", 1.0, (7,), 0.0, 4, 4)], [[("a", -1.0)]], 1, k=4)[0]
+    assert [r.item for r in short] == ["a"]
+
+
+def test_root_logprobs_are_the_first_token_distribution(setup) -> None:
+    model, trie, prompts, _ = setup
+    batched = root_logprobs(model, prompts, trie, batch_size=5)  # left-padded together
+    for prompt, got in zip(prompts, batched, strict=True):
+        alone = root_logprobs(model, [prompt], trie, batch_size=1)[0]
+        assert sorted(got) == trie.allowed([])
+        assert [got[t] for t in sorted(got)] == pytest.approx([alone[t] for t in sorted(got)], abs=1e-5)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([prompt])).logits[0, -1], -1)
+        assert [got[t] for t in sorted(got)] == pytest.approx([logp[t].item() for t in sorted(got)], abs=1e-5)
+
+
+def test_interest_search_groups_by_code_with_exact_scores(setup) -> None:
+    model, trie, prompts, tokens = setup
+    select = top_codes(2, CodeSpace({}, {c: 6 for c in trie.allowed([])}, k=6, max_groups=4))
+    results = interest_beam_search(model, prompts, trie, num_beams=8, k=6, batch_size=3, select=select)
+    root = root_logprobs(model, prompts, trie, batch_size=5)
+    for prompt, recs, lp in zip(prompts, results, root, strict=True):
+        truth = exact(model, prompt, tokens)
+        top2 = sorted(lp, key=lambda c: -lp[c])[:2]
+        items = [r.item for r in recs]
+        assert len(items) == 6 and len(set(items)) == 6
+        assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+        for r in recs:
+            assert r.score == pytest.approx(truth[r.item], abs=1e-4)
+            assert r.code == tokens[r.item][0] and r.code in top2 and r.interest == str(r.code)
+        assert {r.code for r in recs} == set(top2)  # both interests are represented
+
+
+def test_one_wide_interest_is_exact_within_its_code(setup) -> None:
+    """m=1 with as many beams as the largest code's items: the list is that code's items by exact score."""
+    model, trie, prompts, tokens = setup
+    results = interest_beam_search(model, prompts, trie, num_beams=6, k=6, batch_size=5, select=top_codes(1, CodeSpace({}, {c: 6 for c in trie.allowed([])}, k=6, max_groups=3)))
+    for prompt, recs in zip(prompts, results, strict=True):
+        truth = exact(model, prompt, tokens)
+        code = recs[0].code
+        inside = sorted((i for i in truth if tokens[i][0] == code), key=lambda i: -truth[i])
+        assert [r.item for r in recs] == inside
+
+
+def test_code_labels_and_mined_interest_mapping() -> None:
+    labels = code_labels({"1": 7, "2": 7, "3": 8}, {"1": "Lab,Tapes", "2": "Lab,Tapes", "3": "Lab,Gloves", "4": "x"})
+    assert labels == {7: "Tapes", 8: "Gloves"}
+    vectors = {"sticky things": np.array([1.0, 0.1]), "hand safety": np.array([0.0, 1.0]),
+               "adhesives": np.array([0.9, 0.0])}
+    space = CodeSpace(labels, {7: 5, 8: 5, 9: 5, 10: 1}, k=10, max_groups=3)
+    mapper = MinedInterestCodes(2, space, [7, 8], np.array([[2.0, 0.0], [0.0, 3.0]]), vectors)
+    assert mapper.code_of("sticky things") == 7 and mapper.code_of("hand safety") == 8
+    root = [{7: -2.0, 8: -0.5, 9: -0.1, 10: -0.05}] * 3
+    chosen = mapper.for_users([["hand safety", "sticky things"], ["sticky things", "adhesives"], []])(root)
+    assert chosen[0] == [(8, "hand safety", 5), (7, "sticky things", 5)]
+    # topped up with the decoder's best codes until the codes hold k=10 items: 10 holds only one
+    assert chosen[1] == [(7, "sticky things; adhesives", 5), (10, "10", 1), (9, "9", 5)]
+    assert chosen[2] == [(10, "10", 1), (9, "9", 5), (8, "Gloves", 5)]  # no interests: the decoder's codes (max 3)
+    assert top_codes(1, space)(root[:1]) == chosen[2:]
+    with pytest.raises(ValueError, match="2 prompts but interests for 3 users"):
+        mapper.for_users([[], [], []])(root[:2])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder (data, SID map, curated user interests, item embeddings, a scratch checkpoint)."""
+    from safetensors.numpy import save_file
+
+    from genrec.data import DataConfig
+    from genrec.data import run as prepare_data
+    from genrec.model import save_checkpoint
+
+    root = tmp_path_factory.mktemp("idec")
+    folder, run_dir = root / "dataset", root / "run"
+    folder.mkdir()
+    rng = random.Random(3)
+    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(40), 6) for u in range(8)}))
+    cats = ["Lab,Tapes", "Lab,Gloves", "Lab,Meters", "Lab,Glue"]
+    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}", "categories": cats[i % 4]}
+                                                    for i in range(40)}))
+    prepare_data(DataConfig(path=folder), run_dir)
+    paths = RunPaths(run_dir)
+    codes = [(i % 4, (i // 4) % 5, i // 20) for i in range(40)]
+    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(40)], "codes": [list(c) for c in codes],
+                            "sid": [codes_to_sid(c) for c in codes]})
+    paths.sid_map.parent.mkdir()
+    sid_map.to_parquet(paths.sid_map, index=False)
+    config = ModelConfig(scratch=ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64))
+    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.4)
+    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    return run_dir
+
+
+def test_recommend_stage_interest_decoding(tiny_run: Path) -> None:
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    config = RecommendConfig(system="idec", num_beams=20, k=10, decoding="interest", num_interests=3, threads=1)
+    manifest = recommend(config, tiny_run)
+    lines = [json.loads(line) for line in RunPaths(tiny_run).recs("idec").read_text().splitlines()]
+    assert len(lines) == 8 and manifest.metrics["decoding"] == "interest" and manifest.metrics["codes"] == 4
+    for line in lines:
+        assert len(line["items"]) == 10 and len(set(line["items"])) == 10
+        assert set(line["interests"]) <= {"Tapes", "Gloves", "Meters", "Glue"}
+        assert len(set(line["interests"])) == 3  # one group per interest, each with at least one slot
+        # every item sits under the code its interest names (code = item id % 4 = category)
+        assert all(["Tapes", "Gloves", "Meters", "Glue"][int(i) % 4] == why
+                   for i, why in zip(line["items"], line["interests"], strict=True))
+
+
+def test_recommend_stage_mined_source_needs_its_files(tiny_run: Path) -> None:
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    config = RecommendConfig(system="idec_mined", num_beams=20, k=10, decoding="interest", interest_source="mined")
+    with pytest.raises(FileNotFoundError, match="interests_labelled"):
+        recommend(config, tiny_run)
+    with pytest.raises(ValueError, match="num_interests"):
+        RecommendConfig(decoding="interest", num_interests=11, k=10)
