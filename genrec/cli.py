@@ -229,12 +229,15 @@ def grpo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 @app.command("recommend")
 def recommend(config: ConfigOpt = None, set_: SetOpt = None,
               engine: Annotated[str | None, typer.Option(help="hf (transformers) or vllm; same lists and scores, "
-                                                              "vllm batches every beam of a batch per step")] = None) -> None:
+                                                              "vllm batches every beam of a batch per step")] = None,
+              decoding: Annotated[str | None, typer.Option(help="beam (default) or interest: one beam group per "
+                                                                "predicted interest, merged")] = None) -> None:
     """Rank items for every test user (history = the test row's history) with constrained beam search
     over recommend.checkpoint (sft, grpo or a folder) and every checkpoint in recommend.also: every
     generated SID is a catalogue item, lists are distinct. Writes eval/<system>/recs.jsonl per checkpoint
     and prints their test metrics."""
-    cfg = _load(config, [*(set_ or []), *([f"recommend.engine={engine}"] if engine else [])])
+    cfg = _load(config, [*(set_ or []), *([f"recommend.engine={engine}"] if engine else []),
+                         *([f"recommend.decoding={decoding}"] if decoding else [])])
     manifest = _run_stage(cfg, "recommend")
     systems = manifest.metrics["systems"]
     try:
