@@ -48,7 +48,10 @@ LADDER = (
     Step("+ GRPO (rule rewards)", r"^grpo:.*rule"),
     Step("+ interest-aware reward", r"^grpo:.*interest"),
     Step("multi-interest retrieval (GemiRec / ULIM / DMI)", r"^multi\w*(:|$)"),
+    Step("interest-conditioned decoding (a beam group per interest)", r"^interest_decoding:.*interest"),
 )
+# A row's starting point, when its results file scored it too: the SFT model GRPO started from, plain beam search.
+STARTS = ("sft", "beam")
 
 MINIONEREC_COLUMNS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10", "ndcg@10")
 
@@ -139,6 +142,11 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
         elif _metrics(top):
             rows.append(Row(stem, _metrics(top), data.get("users", data.get("test_users")), source,
                             _wall(data, "wall_s", "total_wall_s"), str(data.get("notes", ""))))
+        elif not top:  # systems grouped under another key, e.g. {"hf": {variant: metrics}, "vllm": {...}}
+            for group, systems in data.items():
+                if isinstance(systems, dict) and not group.startswith("paired"):
+                    rows += [Row(f"{stem}:{group}:{name}", _metrics(v), v.get("users"), source, _wall(v, "search_wall_s"))
+                             for name, v in systems.items() if isinstance(v, dict) and _metrics(v)]
         else:
             walls = data.get("wall_s") if isinstance(data.get("wall_s"), dict) else {}
             for name, m in top.items():
@@ -178,15 +186,15 @@ def stage_walls(runs: list[Path]) -> dict[str, dict[str, float]]:
 
 def ablation(rows: list[Row], full_users: int | None) -> list[dict]:
     """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user; a row from a
-    file that also scored its starting SFT model (`<stem>:sft`, as the GRPO benchmark does) names it in `start`."""
+    file that also scored its starting point (a sibling `...:sft` or `...:beam` row) names it in `start`."""
     steps = []
     for step in LADDER:
         matches = [r for r in rows if re.search(step.pattern, r.id)]
         full = [r for r in matches if full_users is not None and r.users == full_users]
         pool = full or matches
         best = max(pool, key=lambda r: r.metrics.get("ndcg@10", -1.0), default=None)
-        start = next((r for r in rows if best and ":" in best.id and r.id == best.id.split(":")[0] + ":sft"
-                      and r.id != best.id), None)
+        siblings = {best.id.rsplit(":", 1)[0] + f":{name}" for name in STARTS} - {best.id} if best and ":" in best.id else set()
+        start = next((r for r in rows if r.id in siblings), None)
         steps.append({"step": step.label, "row": best.id if best else None,
                       "start": {"row": start.id, "ndcg@10": start.metrics.get("ndcg@10")} if start else None,
                       "metrics": best.metrics if best else None, "users": best.users if best else None,
@@ -236,7 +244,7 @@ def markdown(report: dict) -> str:
         if step["row"] and not step["all_users"]:
             scored += " (sample)"
         if step.get("start"):
-            where += f" (its SFT start `{step['start']['row']}`: NDCG@10 {step['start']['ndcg@10']:.4f})"
+            where += f" (its starting point `{step['start']['row']}`: NDCG@10 {step['start']['ndcg@10']:.4f})"
         lines.append(f"| {step['step']} | {_cells(step['metrics'])} | {where} | {scored} |")
     others = [rid for rid in report["metrics"] if rid not in {s["row"] for s in report["ablation"]}]
     if others:

@@ -49,6 +49,9 @@ def results(tmp_path: Path) -> Path:
         "wall_s": {"grpo_rules_train": 50.0, "grpo_rules_test": 5.0},
         "training": {"grpo_rules": {"reward_curves": {"step": [1, 2], "exact_hit": [0.0, 0.1], "kl": [0.0, 0.01],
                                                       "interest_reward": [None, 0.5]}}}})
+    write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
+                                                              "interest_codes_m2": m(0.025) | {"users": USERS}},
+                                                       "speed": {"beam": {"hf": {"users_per_s": 3.0}}}})
     write_json(folder / "repro_toy.json", {"metrics": m(0.5)})  # its own output is never read back
     write_json(folder / "baseline_sasrec_other.json", {"metrics": m(0.9), "users": 5})  # another dataset
     return folder
@@ -81,6 +84,10 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert steps["+ GRPO (rule rewards)"]["row"] == "grpo:grpo_rules"
     assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo:sft", "ndcg@10": 0.03}
     assert steps["MostPop"]["start"] is None
+    decoding = steps["interest-conditioned decoding (a beam group per interest)"]
+    assert decoding["row"] == "interest_decoding:hf:interest_codes_m2"
+    assert decoding["start"] == {"row": "interest_decoding:hf:beam", "ndcg@10": 0.02}
+    assert not any(rid.startswith("interest_decoding:speed") for rid in report["metrics"])
     assert steps["+ interest-aware reward"]["row"] is None
     assert "toyrun/grpo" in report["metrics"] and "repro" not in report["metrics"]
     assert all(not rid.startswith("baseline_sasrec_other") for rid in report["metrics"])
