@@ -35,7 +35,7 @@ class MinedInterests(BaseModel):
     """A mining answer: reasoning first, then 3–8 interests."""
 
     model_config = ConfigDict(extra="ignore")
-    reasoning: str = Field(min_length=1, max_length=200)
+    reasoning: str = Field(min_length=20, max_length=200)  # at least a sentence: the 135M default writes "," otherwise
     interests: list[Interest] = Field(min_length=MIN_INTERESTS, max_length=MAX_INTERESTS)
 
 

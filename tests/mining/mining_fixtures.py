@@ -53,7 +53,7 @@ def _answer(text: str, model: str) -> str:
     subject = titles[0].strip() if titles else "unknown"
     interests = [{"interest": f"{model} interest {k} in {subject}"[:50], "evidence": subject[:80]} for k in range(3)]
     interests.append({"interest": "Keeping a tidy home lab", "evidence": "shared by every model"})
-    body = json.dumps({"reasoning": f"Someone buying {subject}."[:200], "interests": interests})
+    body = json.dumps({"reasoning": f"Someone buying {subject} for a project."[:200], "interests": interests})
     if "MALFORMED" in text:
         return "Sure! Here is the JSON:\n```json\n" + body[:-2] + ",]}\n```\nHope this helps."
     if "GARBAGE" in text:

@@ -21,20 +21,21 @@ def test_plain_json_parses() -> None:
 
 def test_json_in_prose_with_fence_trailing_commas_and_smart_quotes_is_repaired() -> None:
     items = ", ".join(json.dumps(i) for i in GOOD["interests"])
-    text = f'Let me think.\n```json\n{{\u201creasoning\u201d: "Hobbyist.", "interests": [{items},],}}\n```\nDone.'
+    text = f'Let me think.\n```json\n{{\u201creasoning\u201d: "A hobbyist wiring circuits.", "interests": [{items},],}}\n```\nDone.'
     assert len(parse_answer(text).interests) == 3
 
 
 def test_string_interests_and_duplicates_are_normalised() -> None:
-    text = json.dumps({"reasoning": "r", "interests": ["Outdoor science", "outdoor science", "Lab safety", "Teaching kids"]})
+    text = json.dumps({"reasoning": "A hobbyist building circuits.", "interests": ["Outdoor science", "outdoor science", "Lab safety", "Teaching kids"]})
     assert [i.interest for i in parse_answer(text).interests] == ["Outdoor science", "Lab safety", "Teaching kids"]
 
 
 @pytest.mark.parametrize("text", [
     "I think this person likes things.",
-    json.dumps({"reasoning": "r", "interests": GOOD["interests"][:2]}),  # fewer than 3
-    json.dumps({"reasoning": "r", "interests": [{"interest": "...", "evidence": "..."}] * 3}),  # copied placeholder
+    json.dumps({"reasoning": "A hobbyist building circuits.", "interests": GOOD["interests"][:2]}),  # fewer than 3
+    json.dumps({"reasoning": "A hobbyist building circuits.", "interests": [{"interest": "...", "evidence": "..."}] * 3}),  # copied placeholder
     json.dumps(GOOD)[:-30],  # cut off by max_tokens
+    json.dumps({**GOOD, "reasoning": ","}),  # no reasoning: the 135M model writes "," unless the schema forbids it
 ])
 def test_unusable_answers_raise(text: str) -> None:
     with pytest.raises(ParseError, match="unparseable"):
