@@ -1,8 +1,8 @@
 """GemiRec at the scale of these datasets: an interest dictionary shared by all users (IDMM), a posterior
 over the user's *next* dictionary interests (MIPDM) and one retrieval per top predicted interest (MIRM).
 
-Every item belongs to one dictionary code: its nearest code (VQ, the codebook tracks the item embeddings
-of its members, dead codes are reset each epoch), or a code fixed beforehand from k-means of the item's
+Every item belongs to one dictionary code: its nearest code by cosine (VQ on unit vectors, the codebook
+tracks the item embeddings of its members, dead codes are reset each epoch), or a code fixed beforehand from k-means of the item's
 mined deep-interest embeddings (`seed_interests`). A user's interest vector for code m is the code plus an
 attention read of the history with the code as query, so K distinct codes give K structurally separate
 interests. The posterior is trained on the code of the target item, so it can put mass on a code none of
@@ -35,8 +35,9 @@ class GemiRec(MultiInterestBase):
         self.out = nn.Linear(2 * d, d)
 
     def codes_of(self, rows: torch.Tensor) -> torch.Tensor:
-        """Dictionary code of each item row (1-based): the seeded code, else the nearest code."""
-        nearest = torch.cdist(self.item_emb(rows).detach(), self.codebook.detach()).argmin(-1)
+        """Dictionary code of each item row (1-based): the seeded code, else the nearest code by cosine (a
+        Euclidean nearest code favours short codes near the origin)."""
+        nearest = (F.normalize(self.item_emb(rows).detach(), dim=-1) @ F.normalize(self.codebook.detach(), dim=-1).T).argmax(-1)
         fixed = self.fixed_codes[rows - 1]
         return torch.where(fixed >= 0, fixed, nearest)
 
@@ -58,9 +59,9 @@ class GemiRec(MultiInterestBase):
         codes = self.codes_of(targets)
         self.usage += torch.bincount(codes, minlength=len(self.usage)).float()
         user = self.code_vectors(h, mask, codes[:, None])[:, 0]
-        target_emb, code_emb = self.item_emb(targets), self.codebook[codes]
+        target_emb, code_emb = F.normalize(self.item_emb(targets), dim=-1), F.normalize(self.codebook[codes], dim=-1)
         dictionary = F.mse_loss(code_emb, target_emb.detach()) + self.cfg.commitment * F.mse_loss(target_emb, code_emb.detach())
-        quantise = F.mse_loss(self.select(interests, targets), code_emb.detach())
+        quantise = F.mse_loss(F.normalize(self.select(interests, targets), dim=-1), code_emb.detach())
         return (item_loss(user, targets, self.items, self.cfg, generator)
                 + F.cross_entropy(self.posterior(interests, h), codes) + dictionary + quantise)
 

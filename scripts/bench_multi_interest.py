@@ -1,0 +1,206 @@
+"""Multi-interest retrievers (shared base, GemiRec, ULIM, DMI) and their ablations on one dataset, through
+the real `multi` stage and evaluation, side by side with SASRec and the best generative variant.
+
+    nice -n 15 .venv/bin/python scripts/bench_multi_interest.py --dataset scientific
+
+Data comes from `configs/<dataset>.yaml` (run folder `runs/multi_bench/<dataset>`). Every variant trains
+once with 1 thread (early stopping on validation NDCG@10 under the max_score merge) and is then ranked
+under all three merge rules from its saved model. GemiRec's seeded variant reads mined interests from
+`--interests` (default: runs/mined_scientific label/ or mine/ output when present, else runs/demo's).
+Writes `benchmarks/results/multi_interest_<dataset>.json` after every variant (a partial run keeps what ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.config import REPO_ROOT
+from genrec.eval import evaluate_file
+from genrec.multi import MultiConfig
+from genrec.multi import recommend as multi_recommend
+from genrec.multi.merge import RULES
+from genrec.pipeline import load_run_config, run_pipeline, run_stage
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+DEFAULT_MERGE = "max_score"
+
+# name -> model section; "off" ablations that equal another variant are listed in ABLATIONS, not retrained
+VARIANTS: dict[str, dict] = {
+    "base": {"model": "base"},
+    "gemirec": {"model": "gemirec"},
+    "ulim": {"model": "ulim"},
+    "dmi": {"model": "dmi"},
+    "ulim_no_pointer": {"model": "ulim", "pointer": False},
+    "ulim_len20": {"model": "ulim", "max_len": 20},
+    "gemirec_seeded": {"model": "gemirec", "seed_interests": "auto"},
+    "base_routing": {"model": "base", "extractor": "routing"},
+}
+# module -> (variant with it on, variant with it off); "gemirec_no_generation" is ranked from gemirec's model
+ABLATIONS = {
+    "gemirec.dictionary": ("gemirec", "base"),
+    "gemirec.generative_posterior": ("gemirec", "gemirec_no_generation"),
+    "gemirec.seeded_dictionary": ("gemirec_seeded", "gemirec"),
+    "ulim.pointer": ("ulim", "ulim_no_pointer"),
+    "ulim.long_history": ("ulim", "ulim_len20"),
+    "dmi.diffusion": ("dmi", "base"),
+}
+
+
+def _interest_source(explicit: Path | None) -> Path | None:
+    """The interests file GemiRec's seeded variant reads: explicit, else the real mined run, else the demo's."""
+    if explicit is not None:
+        return explicit
+    for run in ("mined_scientific", "demo"):
+        for rel in ("label/interests_labelled.parquet", "mine/interests.parquet"):
+            if (REPO_ROOT / "runs" / run / rel).is_file():
+                return REPO_ROOT / "runs" / run / rel
+    return None
+
+
+def _link_interests(source: Path, run_dir: Path) -> None:
+    """Put the interests file where the stage looks for it (label/ for labelled files, else mine/)."""
+    paths = RunPaths(run_dir)
+    dest = paths.interests_labelled if source.name == "interests_labelled.parquet" else paths.interests
+    for stale in (paths.interests_labelled, paths.interests):
+        stale.unlink(missing_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+
+
+def _scores(run_dir: Path, system: str) -> dict[str, float]:
+    metrics = evaluate_file(RunPaths(run_dir).recs(system), run_dir)
+    return {m: metrics[m] for m in METRICS}
+
+
+def _reference(name: str) -> dict | None:
+    path = RESULTS / name
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())["metrics"]
+    if all(isinstance(v, dict) for v in metrics.values()):  # several variants: the best by NDCG@10
+        best = max(metrics, key=lambda v: metrics[v]["ndcg@10"])
+        return {"file": name, "variant": best, "metrics": metrics[best]}
+    return {"file": name, "metrics": metrics}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, help="scientific, beauty, ... (a data.name)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="model override for every variant, e.g. epochs=30 (repeatable)")
+    parser.add_argument("--interests", type=Path, default=None, help="interests parquet for gemirec_seeded")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    run_dir = REPO_ROOT / "runs" / "multi_bench" / args.dataset
+    yaml_path = REPO_ROOT / "configs" / f"{args.dataset}.yaml"
+    config = load_run_config(yaml_path if yaml_path.is_file() else None, [f"run_dir={run_dir}", f"data.name={args.dataset}"])
+    run_pipeline(config.model_copy(update={n: None for n in type(config).model_fields if n not in {"run_dir", "data"}}))
+    overrides = {}
+    for text in args.overrides:
+        key, _, value = text.partition("=")
+        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+
+    out_path = RESULTS / f"multi_interest_{args.dataset}.json"
+    result = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    result.update({"dataset": args.dataset, "command": command, "machine": machine_description(), "threads": 1,
+                   "default_merge": DEFAULT_MERGE})
+    result.setdefault("variants", {})
+    for name in args.variants.split(","):
+        section = {**VARIANTS[name], **overrides}
+        if name == "gemirec_seeded":
+            source = _interest_source(args.interests)
+            if source is None:
+                print("gemirec_seeded: no interests file found, skipped", flush=True)
+                continue
+            _link_interests(source, run_dir)
+        multi = MultiConfig.model_validate({"model": section, "merge": DEFAULT_MERGE, "system": f"multi_{name}"})
+        cfg = config.model_copy(update={"multi": multi})
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        try:
+            manifest = run_stage(cfg, "multi")
+        except ValueError as exc:  # e.g. too few items with mined interests to seed the dictionary
+            print(f"{name}: skipped ({exc})", flush=True)
+            result.setdefault("skipped", {})[name] = str(exc)
+            write_json(out_path, result)
+            continue
+        wall = time.perf_counter() - start
+        row = {"config": multi.model.model_dump(mode="json"), "load_1min_at_start": round(load, 2),
+               "stage_wall_s": round(wall, 1), "counts": manifest.counts,
+               **{k: v for k, v in manifest.metrics.items() if k not in {"history", "merge", "system"}},
+               "history": manifest.metrics["history"], "by_merge": {}}
+        if name == "gemirec_seeded":
+            row["interests_file"] = str(source)
+        for rule in RULES:
+            ranked = multi_recommend(multi.model_copy(update={"merge": rule}), run_dir)
+            row["by_merge"][rule] = {"metrics": _scores(run_dir, multi.system_name),
+                                     "coverage@10": ranked.metrics["coverage@10"]}
+        row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
+        result["variants"][name] = row
+        if name == "gemirec":  # the posterior ablation: same model, codes from the extracted interests
+            _no_generation(result, run_dir, multi)
+        _summarise(result)
+        result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        write_json(out_path, result)
+        print(name, row["metrics"], f"collapse {row['collapse']} coverage@10 {row['coverage@10']} "
+              f"train {row['train_wall_s']}s (best epoch {row['best_epoch']})", flush=True)
+
+
+def _no_generation(result: dict, run_dir: Path, multi: MultiConfig) -> None:
+    """Rank with gemirec's trained model, choosing codes by quantising the extracted interests."""
+    import torch
+
+    from genrec.multi.stage import model_path
+
+    path = model_path(multi, run_dir)
+    saved = torch.load(path, weights_only=False)
+    saved["config"]["generative"] = False
+    ablated = multi.model_copy(update={"system": "multi_gemirec_no_generation",
+                                       "model": multi.model.model_copy(update={"generative": False})})
+    target = model_path(ablated, run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(saved, target)
+    row = {"by_merge": {}, "train_wall_s": 0.0, "note": "gemirec's model, codes = nearest to the extracted interests"}
+    for rule in RULES:
+        ranked = multi_recommend(ablated.model_copy(update={"merge": rule}), run_dir)
+        row["by_merge"][rule] = {"metrics": _scores(run_dir, ablated.system_name), "coverage@10": ranked.metrics["coverage@10"]}
+        if rule == DEFAULT_MERGE:
+            row.update(collapse=ranked.metrics["collapse"], **{"coverage@10": ranked.metrics["coverage@10"]})
+    row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
+    result["variants"]["gemirec_no_generation"] = row
+
+
+def _summarise(result: dict) -> None:
+    """The issue's flat keys (metrics / collapse / coverage@10 / train_wall_s per variant), ablations, references."""
+    variants = result["variants"]
+    result["metrics"] = {n: v["metrics"] for n, v in variants.items()}
+    result["collapse"] = {n: v["collapse"] for n, v in variants.items()}
+    result["coverage@10"] = {n: v["coverage@10"] for n, v in variants.items()}
+    result["train_wall_s"] = {n: v["train_wall_s"] for n, v in variants.items()}
+    result["ablations"] = {module: {"on": on, "off": off, "ndcg@10_on": variants[on]["metrics"]["ndcg@10"],
+                                    "ndcg@10_off": variants[off]["metrics"]["ndcg@10"]}
+                           for module, (on, off) in ABLATIONS.items() if on in variants and off in variants}
+    dataset = result["dataset"]
+    result["references"] = {k: v for k, v in {
+        "sasrec": _reference(f"baseline_sasrec_{dataset}.json"),
+        "mostpop": _reference(f"baseline_mostpop_{dataset}.json"),
+        "best_generative": _reference(f"sft_{dataset}.json"),
+    }.items() if v is not None}
+
+
+if __name__ == "__main__":
+    main()
