@@ -41,6 +41,9 @@ class RecommendConfig(StrictModel):
                              "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
                              "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
+    interest_order: Literal["score", "interleave"] = Field(
+        "score", description="decoding=interest: order the merged list by score, or interleave the interests so "
+                             "every prefix (e.g. the top 10) holds them in proportion to their probabilities")
 
     @model_validator(mode="after")
     def _k_fits_beams(self) -> RecommendConfig:

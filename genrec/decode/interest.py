@@ -27,6 +27,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -116,17 +117,24 @@ def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_
     return groups
 
 
+Order = Literal["score", "interleave"]
+
+
 def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int,
-          k: int) -> list[list[Recommendation]]:
-    """Per request: each group's best `quota` items, then the best leftovers until k, ordered by score."""
+          k: int, order: Order = "score") -> list[list[Recommendation]]:
+    """Per request: each group's best `quota` items, then the best leftovers until k. `score` orders the list
+    by score; `interleave` gives every prefix of it its interests' shares (Sainte-Laguë: the next slot goes
+    to the group with the highest weight / (2 * items placed + 1), its best remaining item)."""
     picked: list[list[Recommendation]] = [[] for _ in range(n_requests)]
     spare: list[list[Recommendation]] = [[] for _ in range(n_requests)]
+    weight: list[dict[int, float]] = [{} for _ in range(n_requests)]
     for group, ranked in zip(groups, results, strict=True):
         recs = [Recommendation(item, score, group.interest, group.prefix[0]) for item, score in ranked]
         picked[group.request] += recs[:group.quota]
         spare[group.request] += recs[group.quota:]
+        weight[group.request][group.prefix[0]] = group.weight
     out = []
-    for mine, rest in zip(picked, spare, strict=True):
+    for mine, rest, weights in zip(picked, spare, weight, strict=True):
         seen = {r.item for r in mine}
         for rec in sorted(rest, key=lambda r: -r.score):
             if len(mine) >= k:
@@ -134,18 +142,33 @@ def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]
             if rec.item not in seen:
                 mine.append(rec)
                 seen.add(rec.item)
-        out.append(sorted(mine, key=lambda r: -r.score)[:k])
+        mine = sorted(mine, key=lambda r: -r.score)[:k]
+        out.append(_interleave(mine, weights) if order == "interleave" else mine)
+    return out
+
+
+def _interleave(recs: Sequence[Recommendation], weights: dict[int, float]) -> list[Recommendation]:
+    queues: dict[int, list[Recommendation]] = {}
+    for rec in recs:  # best first, so each queue is too
+        queues.setdefault(rec.code, []).append(rec)
+    placed = dict.fromkeys(queues, 0)
+    out: list[Recommendation] = []
+    while len(out) < len(recs):
+        code = max((c for c in queues if placed[c] < len(queues[c])),
+                   key=lambda c: round(weights[c] / (2 * placed[c] + 1), 6))
+        out.append(queues[code][placed[code]])
+        placed[code] += 1
     return out
 
 
 def interest_search(root_logprobs: Callable[[Sequence[Sequence[int]]], list[dict[int, float]]],
                     search_groups: Callable[[Sequence[Sequence[int]], Sequence[Group]], list[list[tuple[str, float]]]],
                     prompts: Sequence[Sequence[int]], num_beams: int, k: int,
-                    select: Select) -> list[list[Recommendation]]:
+                    select: Select, order: Order = "score") -> list[list[Recommendation]]:
     """Interest-conditioned decoding of `prompts` with one engine's two primitives (see the module doc)."""
     root = root_logprobs(prompts)
     groups = plan_groups(select(root), root, num_beams, k)
-    return merge(groups, search_groups(prompts, groups), len(prompts), k)
+    return merge(groups, search_groups(prompts, groups), len(prompts), k, order)
 
 
 def code_labels(first_codes: dict[str, int], categories: dict[str, str]) -> dict[int, str]:

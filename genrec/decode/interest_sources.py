@@ -19,7 +19,7 @@ import pandas as pd
 from genrec.artifacts import RunPaths
 from genrec.decode.interest import CodeSpace, MinedInterestCodes, Select, code_labels, top_codes
 
-SelectFor = Callable[[Sequence[str]], Select]  # the users of a batch (prompt order) -> their `select`
+SelectFor = Callable[[Sequence[str], int], Select]  # (the users of a batch in prompt order, k) -> their `select`
 
 
 def first_codes(sid_map: pd.DataFrame, tokenizer) -> dict[str, int]:
@@ -52,19 +52,22 @@ def item_text_vectors(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, 
     return text[[order[i] for i in item_ids]], (model if Path(model).is_dir() else None)
 
 
-def interest_selector(source: str, m: int, k: int, num_beams: int, run_dir: Path, sid_map: pd.DataFrame, tokenizer,
+def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_map: pd.DataFrame, tokenizer,
                       users: Sequence[str], threads: int = 1) -> tuple[SelectFor, dict[str, float]]:
-    """The `select` factory of a source over the catalogue in `sid_map` (m interests, k items, num_beams
-    beams a user), and counts to report."""
+    """The `select` factory of a source over the catalogue in `sid_map` (m interests and num_beams beams a
+    user; the list length k comes with each batch), and counts to report."""
     from genrec.data import load_items
 
     items = load_items(run_dir)
     first = first_codes(sid_map, tokenizer)
     labels = code_labels(first, dict(zip(items["item_id"].astype(str), items["categories"].fillna(""), strict=True)))
-    space = CodeSpace(labels, dict(Counter(first.values())), k, num_beams // 2)
+    sizes = dict(Counter(first.values()))
+
+    def space(k: int) -> CodeSpace:
+        return CodeSpace(labels, sizes, k, num_beams // 2)
+
     if source == "codes":
-        select = top_codes(m, space)
-        return (lambda _users: select), {"codes": len(labels)}
+        return (lambda _users, k: top_codes(m, space(k))), {"codes": len(labels)}
     if source != "mined":
         raise ValueError(f"unknown interest_source {source!r} (codes or mined)")
     from genrec.embed.encode import encode, load_encoder
@@ -81,7 +84,8 @@ def interest_selector(source: str, m: int, k: int, num_beams: int, run_dir: Path
     np.add.at(centroids, [row[first[i]] for i in item_ids], vectors)
     texts = sorted({t for ts in curated.values() for t in ts})
     encoded = encode(load_encoder(encoder, 128, threads), texts, 64, "interest texts") if texts else np.zeros((0, 1))
-    mapper = MinedInterestCodes(m, space, codes, centroids, dict(zip(texts, encoded, strict=True)))
+    vectors_of = dict(zip(texts, encoded, strict=True))
     counts = {"codes": len(labels), "users_with_interests": len(curated), "users": len(wanted),
               "interest_texts": len(texts)}
-    return (lambda batch: mapper.for_users([curated.get(u, []) for u in batch])), counts
+    return (lambda batch, k: MinedInterestCodes(m, space(k), codes, centroids, vectors_of).for_users(
+        [curated.get(u, []) for u in batch])), counts

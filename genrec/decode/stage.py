@@ -120,14 +120,16 @@ def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, t
     from genrec.decode.interest_sources import interest_selector
 
     catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
-    select_for, counts = interest_selector(config.interest_source, config.num_interests, config.k, config.num_beams,
-                                           run_dir, catalogue, tokenizer, users, config.threads)
+    select_for, counts = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
+                                           catalogue, tokenizer, users, config.threads)
 
     def grouped(prompts: list[list[int]], batch: list[str]):
-        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select_for(batch))
+        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select_for(batch, config.k),
+                        order=config.interest_order)
         return [[(r.item, r.score) for r in rs] for rs in recs], [[r.interest for r in rs] for rs in recs]
 
-    counts = dict(interest_source=config.interest_source, num_interests=config.num_interests, **counts)
+    counts = dict(interest_source=config.interest_source, num_interests=config.num_interests,
+                  interest_order=config.interest_order, **counts)
     return grouped, counts
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genrec.decode.interest import Group, Recommendation, Select, interest_search, merge, plan_groups
+from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search, merge, plan_groups
 
 MAX_IDS_PER_REQUEST = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS
 BLOCK_SIZE = 32  # the CPU attention backend needs a multiple of 32; 32 < a history prompt, so prefixes cache
@@ -220,13 +220,13 @@ class VllmBeamSearch:
         return group_items(beams, self.trie)
 
     def search_interest(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int, select: Select,
-                        batch_size: int = 256) -> list[list[Recommendation]]:
+                        batch_size: int = 256, order: Order = "score") -> list[list[Recommendation]]:
         """Interest-conditioned decoding (`genrec.decode.interest`) of `batch_size` prompts at a time."""
         _check_beams(num_beams, k)
         results: list[list[Recommendation]] = []
         for start in range(0, len(prompts), batch_size):
             results += interest_search(self.root_logprobs, self.search_groups, prompts[start:start + batch_size],
-                                       num_beams, k, select)
+                                       num_beams, k, select, order)
         return results
 
 
@@ -266,8 +266,8 @@ class AsyncVllmBeamSearch:
             beams = advance(beams, queries, logprobs, num_beams)
         return finish(beams[0], self.trie, k)
 
-    async def search_interest(self, prompt: Sequence[int], num_beams: int, k: int,
-                              select: Select) -> list[Recommendation]:
+    async def search_interest(self, prompt: Sequence[int], num_beams: int, k: int, select: Select,
+                              order: Order = "score") -> list[Recommendation]:
         """Interest-conditioned decoding of one prompt; each level's beams of all groups go out together."""
         _check_beams(num_beams, k)
         queries = plan_step([prompt], [[Beam((), 0.0)]], self.trie)
@@ -278,7 +278,7 @@ class AsyncVllmBeamSearch:
             queries = plan_step([prompt] * len(groups), beams, self.trie)
             logprobs = await self._score(queries)
             beams = advance(beams, queries, logprobs, [g.beams for g in groups])
-        return merge(groups, group_items(beams, self.trie), 1, k)[0]
+        return merge(groups, group_items(beams, self.trie), 1, k, order)[0]
 
     async def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
         """Score these queries in the worker's next engine call, together with every other waiting query."""

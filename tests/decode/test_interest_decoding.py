@@ -74,6 +74,8 @@ def test_plan_and_merge() -> None:
     merged = merge(groups, results, 1, k=4)[0]
     # each group's quota (tapes 3, gloves 1) is filled first, so f (-2.5) loses to c (-3); then by score
     assert [(r.item, r.interest) for r in merged] == [("a", "tapes"), ("b", "tapes"), ("c", "tapes"), ("e", "gloves")]
+    mixed = merge(groups, results, 1, k=4, order="interleave")[0]  # Sainte-Laguë: .75/1, .75/3 (tie: first), .25/1
+    assert [r.item for r in mixed] == ["a", "b", "e", "c"]
     fill = merge(groups, [results[0][:1], results[1]], 1, k=4)[0]  # tapes ran short: leftovers fill by score
     assert [r.item for r in fill] == ["a", "f", "e"]
     short = merge([Group(0, "x", 1.0, (7,), 0.0, 4, 4)], [[("a", -1.0)]], 1, k=4)[0]

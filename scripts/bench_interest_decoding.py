@@ -1,0 +1,167 @@
+"""Plain constrained beam search vs interest-conditioned decoding, same checkpoint, every test user.
+
+Each variant is one `genrec recommend` process (`--decoding beam|interest`, `--engine hf|vllm`) on the run
+folder; its recs.jsonl is scored with the eval module (full-ranking HR/NDCG@5/10) and for breadth:
+category coverage@10 (distinct categories in the top 10: the first level under the dataset's root
+category, and the finest level), first-level SID codes in the top 10, and intra-list diversity@10
+(1 - mean pairwise cosine of the items' text embeddings, all-MiniLM-L6-v2, from embed/item_emb.safetensors).
+Speed is the stage's users/s (search only), HF and vLLM on the same first --vllm-users test users (the
+vLLM lists are checked against HF's).
+
+    nice -n 15 python scripts/bench_interest_decoding.py --dataset scientific
+        (run folder runs/idec_<dataset>: data/, sid/, sft/ckpt, embed/ [, label/ for the mined source])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.config import REPO_ROOT
+from genrec.eval import evaluate_file
+from genrec.eval.recs import read_recs
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def recommend(run_dir: Path, system: str, engine: str, decoding: str, threads: int, users: int | None,
+              source: str = "codes", m: int = 4, order: str = "score") -> dict:
+    """One `genrec recommend` process; returns the stage's metrics (users/s, wall)."""
+    batch = 256 if engine == "vllm" else 32
+    cmd = [sys.executable, "-m", "genrec.cli", "recommend", "--engine", engine, "--decoding", decoding,
+           "--set", f"run_dir={run_dir}", "--set", "recommend.checkpoint=sft", "--set", f"recommend.system={system}",
+           "--set", f"recommend.threads={threads}", "--set", f"recommend.batch_size={batch}",
+           "--set", f"recommend.interest_source={source}", "--set", f"recommend.num_interests={m}",
+           "--set", f"recommend.interest_order={order}"]
+    if users:
+        cmd += ["--set", f"recommend.max_users={users}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    manifest = json.loads((RunPaths(run_dir).stage_dir("recommend") / "manifest.json").read_text())
+    metrics = manifest["metrics"]["systems"][system]
+    metrics["process_wall_s"] = round(time.perf_counter() - started, 1)
+    return metrics
+
+
+class Breadth:
+    """Category coverage and intra-list diversity of top-10 lists."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from safetensors import safe_open
+
+        items = pd.read_parquet(RunPaths(run_dir).items)
+        paths = items["categories"].fillna("").str.split(",")
+        self.top = dict(zip(items["item_id"].astype(str), paths.str[1].fillna(paths.str[0]), strict=True))
+        self.leaf = dict(zip(items["item_id"].astype(str), paths.str[-1], strict=True))
+        sid_map = pd.read_parquet(RunPaths(run_dir).sid_map)
+        self.code = dict(zip(sid_map["item_id"].astype(str), sid_map["codes"].map(lambda c: int(c[0])), strict=True))
+        with safe_open(str(RunPaths(run_dir).item_emb), framework="numpy") as f:
+            ids = json.loads(f.metadata()["item_ids"])
+            text = f.get_tensor("text")
+        self.row = {item: n for n, item in enumerate(ids)}
+        self.text = text / np.linalg.norm(text, axis=1, keepdims=True)
+
+    def __call__(self, recs: dict[str, list[str]], k: int = 10) -> dict[str, float]:
+        tops, leaves, codes, ild = [], [], [], []
+        upper = np.triu_indices(k, 1)
+        for items in recs.values():
+            top = items[:k]
+            tops.append(len({self.top[i] for i in top}))
+            leaves.append(len({self.leaf[i] for i in top}))
+            codes.append(len({self.code[i] for i in top}))
+            vecs = self.text[[self.row[i] for i in top]]
+            ild.append(1.0 - float((vecs @ vecs.T)[upper].mean()))
+        return {f"category_coverage@{k}": round(float(np.mean(tops)), 3),
+                f"leaf_category_coverage@{k}": round(float(np.mean(leaves)), 3),
+                f"sid_code_coverage@{k}": round(float(np.mean(codes)), 3),
+                f"ild@{k}": round(float(np.mean(ild)), 4)}
+
+
+def interests_per_list(path: Path, k: int = 10) -> float:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return round(float(np.mean([len(set(line["interests"][:k])) for line in lines])), 3) if lines else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="scientific")
+    parser.add_argument("--run", type=Path, default=None, help="run folder (default runs/idec_<dataset>)")
+    parser.add_argument("--users", type=int, default=0, help="HF runs: first N test users (0 = all)")
+    parser.add_argument("--vllm-users", type=int, default=1024, help="vLLM runs: first N test users (0 = skip)")
+    parser.add_argument("--variants", default="codes:4:score,codes:8:score,codes:8:interleave,mined:4:score",
+                        help="interest decoding variants source:m:order (mined is skipped when the run has no label/)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-beam", action="store_true", help="keep the plain-beam rows already in the JSON")
+    args = parser.parse_args()
+    run_dir = (args.run or REPO_ROOT / "runs" / f"idec_{args.dataset}").resolve()
+    out = RESULTS / f"interest_decoding_{args.dataset}.json"
+    specs = [v.split(":") for v in args.variants.split(",")]
+    if any(src == "mined" for src, _, _ in specs) and not RunPaths(run_dir).interests_labelled.is_file():
+        print(f"no {RunPaths(run_dir).interests_labelled}: mined source skipped", flush=True)
+        specs = [v for v in specs if v[0] != "mined"]
+    variants = [("beam", "beam", "codes", 0, "score")]
+    variants += [(f"interest_{src}_m{m}_{order}", "interest", src, int(m), order) for src, m, order in specs]
+    breadth = Breadth(run_dir)
+    result = {"command": " ".join(["nice -n 15 python", *sys.argv]), "machine": machine_description(),
+              "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": args.dataset,
+              "run": str(run_dir), "checkpoint": str(RunPaths(run_dir).sft_ckpt.resolve()), "num_beams": 20, "k": 20,
+              "threads": args.threads, "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+              "diversity_note": "ild@10 = 1 - mean pairwise cosine of all-MiniLM-L6-v2 item text embeddings",
+              "category_note": "category = first level under the root of the item's category path; leaf = finest",
+              "hf": {}, "speed": {}}
+    if args.skip_beam and out.is_file():  # later variants (e.g. the mined source) beside earlier rows
+        previous = json.loads(out.read_text())
+        result["hf"], result["speed"] = previous["hf"], previous["speed"]
+        result["command"] = f"{previous['command']} && {result['command']}"
+        variants = variants[1:]
+    for name, decoding, source, m, order in variants:
+        stage = recommend(run_dir, f"idec_hf_{name}", "hf", decoding, args.threads, args.users or None, source,
+                          m or 4, order)
+        path = RunPaths(run_dir).recs(f"idec_hf_{name}")
+        recs = read_recs(path)
+        row = {**{k: round(v, 4) for k, v in evaluate_file(path, run_dir).items() if "@" in k},
+               **breadth(recs), "users": len(recs), "users_per_s": stage["users_per_s"],
+               "search_wall_s": stage["search_wall_s"], "decoding": decoding}
+        if decoding == "interest":
+            row.update(interest_source=source, num_interests=m, interest_order=order,
+                       interests_per_list_top10=interests_per_list(path))
+            row.update({k: stage[k] for k in ("users_with_interests", "interest_texts") if k in stage})
+        result["hf"][name] = row
+        print(name, json.dumps(row), flush=True)
+        write_json(out, result)
+    if args.vllm_users:  # speed on both engines over the same users; vLLM lists checked against HF's
+        for name, decoding, source, m, order in variants[:2]:  # plain beam and the first interest variant
+            row = {}
+            for engine in ("hf", "vllm"):
+                system = f"idec_{engine}{args.vllm_users}_{name}"
+                stage = recommend(run_dir, system, engine, decoding, args.threads, args.vllm_users, source, m or 4,
+                                  order)
+                row[engine] = {"users_per_s": stage["users_per_s"], "search_wall_s": stage["search_wall_s"],
+                               "process_wall_s": stage["process_wall_s"]}
+            hf = read_recs(RunPaths(run_dir).recs(f"idec_hf{args.vllm_users}_{name}"))
+            vllm = read_recs(RunPaths(run_dir).recs(f"idec_vllm{args.vllm_users}_{name}"))
+            row.update(users=len(vllm), lists_equal_hf_vllm=sum(vllm[u] == hf[u] for u in vllm),
+                       vllm_over_hf=round(row["vllm"]["users_per_s"] / row["hf"]["users_per_s"], 2))
+            result["speed"][name] = row
+            print("speed", name, json.dumps(row), flush=True)
+            write_json(out, result)
+    result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    write_json(out, result)
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
