@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search, merge, plan_groups
+
 MAX_IDS_PER_REQUEST = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS
 BLOCK_SIZE = 32  # the CPU attention backend needs a multiple of 32; 32 < a history prompt, so prefixes cache
 
@@ -101,14 +103,34 @@ def plan_step(prompts: Sequence[Sequence[int]], beams: Sequence[Sequence[Beam]],
 
 
 def advance(beams: Sequence[Sequence[Beam]], queries: Sequence[Query],
-            logprobs: Sequence[dict[int, float]], num_beams: int) -> list[list[Beam]]:
-    """Extend every beam with the scored allowed tokens and keep the best `num_beams` per prompt."""
+            logprobs: Sequence[dict[int, float]], num_beams: int | Sequence[int]) -> list[list[Beam]]:
+    """Extend every beam with the scored allowed tokens and keep the best `num_beams` per prompt (one
+    width for all, or one per prompt: the interest groups' widths)."""
+    widths = [num_beams] * len(beams) if isinstance(num_beams, int) else list(num_beams)
     candidates: list[list[Beam]] = [[] for _ in beams]
     for query, scored in zip(queries, logprobs, strict=True):
         parent = beams[query.request][query.beam]
         for token in query.allowed:
             candidates[query.request].append(Beam((*parent.tokens, token), parent.score + scored[token]))
-    return [sorted(c, key=lambda beam: -beam.score)[:num_beams] for c in candidates]
+    return [sorted(c, key=lambda beam: -beam.score)[:w] for c, w in zip(candidates, widths, strict=True)]
+
+
+def merge_logprobs(queries: Sequence[Query], logprobs: Sequence[dict[int, float]], n: int) -> list[dict[int, float]]:
+    """The root step's per-prompt log-probs of every allowed first token (joined over the ≤128-id chunks)."""
+    root: list[dict[int, float]] = [{} for _ in range(n)]
+    for query, scored in zip(queries, logprobs, strict=True):
+        root[query.request].update(scored)
+    return root
+
+
+def group_beams(groups: Sequence[Group]) -> list[list[Beam]]:
+    """Each interest group starts as one beam: its forced prefix with the prefix's log-prob."""
+    return [[Beam(g.prefix, g.prefix_score)] for g in groups]
+
+
+def group_items(beams: Sequence[Sequence[Beam]], trie: Trie) -> list[list[tuple[str, float]]]:
+    """Every complete beam of every group as (item, score), best first."""
+    return [finish(live, trie, len(live)) for live in beams]
 
 
 def finish(beams: Sequence[Beam], trie: Trie, k: int) -> list[tuple[str, float]]:
@@ -187,6 +209,31 @@ class VllmBeamSearch:
                                     [_sampling_params(tuple(q.allowed)) for q in queries], use_tqdm=False)
         return [_allowed_logprobs(o, q.allowed) for o, q in zip(outputs, queries, strict=True)]
 
+    def root_logprobs(self, prompts: Sequence[Sequence[int]]) -> list[dict[int, float]]:
+        """Per prompt, the raw log-prob of every allowed first SID token (one engine call)."""
+        queries = plan_step(prompts, [[Beam((), 0.0)] for _ in prompts], self.trie)
+        return merge_logprobs(queries, self._score(queries), len(prompts))
+
+    def search_groups(self, prompts: Sequence[Sequence[int]], groups: Sequence[Group]) -> list[list[tuple[str, float]]]:
+        """Per interest group (prefix = one first-level code), its complete items, best first: one engine call
+        per remaining SID level holding every beam of every group of every prompt."""
+        group_prompts = [prompts[g.request] for g in groups]
+        beams = group_beams(groups)
+        for _ in range(self.trie.depth - 1):
+            queries = plan_step(group_prompts, beams, self.trie)
+            beams = advance(beams, queries, self._score(queries), [g.beams for g in groups])
+        return group_items(beams, self.trie)
+
+    def search_interest(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int, select: Select,
+                        batch_size: int = 256, order: Order = "score") -> list[list[Recommendation]]:
+        """Interest-conditioned decoding (`genrec.decode.interest`) of `batch_size` prompts at a time."""
+        _check_beams(num_beams, k)
+        results: list[list[Recommendation]] = []
+        for start in range(0, len(prompts), batch_size):
+            results += interest_search(self.root_logprobs, self.search_groups, prompts[start:start + batch_size],
+                                       num_beams, k, select, order)
+        return results
+
 
 class AsyncVllmBeamSearch:
     """Online constrained beam search: one coroutine per HTTP request, one engine call for all of them.
@@ -223,6 +270,20 @@ class AsyncVllmBeamSearch:
             logprobs = await self._score(queries)
             beams = advance(beams, queries, logprobs, num_beams)
         return finish(beams[0], self.trie, k)
+
+    async def search_interest(self, prompt: Sequence[int], num_beams: int, k: int, select: Select,
+                              order: Order = "score") -> list[Recommendation]:
+        """Interest-conditioned decoding of one prompt; each level's beams of all groups go out together."""
+        _check_beams(num_beams, k)
+        queries = plan_step([prompt], [[Beam((), 0.0)]], self.trie)
+        root = merge_logprobs(queries, await self._score(queries), 1)
+        groups = plan_groups(select(root), root, num_beams, k)
+        beams = group_beams(groups)
+        for _ in range(self.trie.depth - 1):
+            queries = plan_step([prompt] * len(groups), beams, self.trie)
+            logprobs = await self._score(queries)
+            beams = advance(beams, queries, logprobs, [g.beams for g in groups])
+        return merge(groups, group_items(beams, self.trie), 1, k, order)[0]
 
     async def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
         """Score these queries in the worker's next engine call, together with every other waiting query."""
