@@ -185,20 +185,23 @@ def stage_walls(runs: list[Path]) -> dict[str, dict[str, float]]:
 
 
 def ablation(rows: list[Row], full_users: int | None) -> list[dict]:
-    """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user; a row from a
+    """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user, then rows
+    whose user count is not stated, then samples; a row from a
     file that also scored its starting point (a sibling `...:sft` or `...:beam` row) names it in `start`."""
     steps = []
     for step in LADDER:
         matches = [r for r in rows if re.search(step.pattern, r.id)]
         full = [r for r in matches if full_users is not None and r.users == full_users]
-        pool = full or matches
+        unknown = [r for r in matches if r.users is None]  # the benchmark did not say: not marked as a sample
+        pool = full or unknown or matches
         best = max(pool, key=lambda r: r.metrics.get("ndcg@10", -1.0), default=None)
         siblings = {best.id.rsplit(":", 1)[0] + f":{name}" for name in STARTS} - {best.id} if best and ":" in best.id else set()
         start = next((r for r in rows if r.id in siblings), None)
         steps.append({"step": step.label, "row": best.id if best else None,
                       "start": {"row": start.id, "ndcg@10": start.metrics.get("ndcg@10")} if start else None,
                       "metrics": best.metrics if best else None, "users": best.users if best else None,
-                      "source": best.source if best else None, "all_users": bool(full),
+                      "source": best.source if best else None,
+                      "sample": bool(best and best.users is not None and best.users != full_users),
                       "candidates": [r.id for r in matches]})
     return steps
 
@@ -241,7 +244,7 @@ def markdown(report: dict) -> str:
     for step in report["ablation"]:
         where = f"`{step['row']}`" if step["row"] else "not measured"
         scored = "" if step["row"] is None else _users(step["users"])
-        if step["row"] and not step["all_users"]:
+        if step["sample"]:
             scored += " (sample)"
         if step.get("start"):
             where += f" (its starting point `{step['start']['row']}`: NDCG@10 {step['start']['ndcg@10']:.4f})"
