@@ -198,3 +198,23 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     resumed, _ = _fit(cfg, items, sequences, tmp_path / "cut")
     assert resumed.summary["resumed_from_epoch"] == 5
     assert resumed.summary["history"] == whole.summary["history"]
+
+
+@pytest.mark.slow  # loads the MiniLM sentence encoder
+def test_seeded_dictionary_groups_items_by_their_mined_interests(tmp_path: Path) -> None:
+    from genrec.multi.seeding import seed_codes
+
+    themes = {"i0": "camping in the mountains", "i1": "hiking and camping outdoors", "i2": "outdoor camping trips",
+              "i3": "baking bread in the kitchen", "i4": "cooking dinner at home", "i5": "kitchen baking and cooking"}
+    rows = [{"kind": "item", "entity_id": item, "interest": text, "agreement": 1} for item, text in themes.items()]
+    (tmp_path / "mine").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "mine" / "interests.parquet", index=False)
+    cfg = GemiRecConfig(dictionary_size=2, seed_interests="auto")
+    seeding = seed_codes(cfg, tmp_path, ["i0", "i1", "i2", "i3", "i4", "i5", "i6"])
+    codes = seeding.item_codes.tolist()
+    assert codes[6] == -1  # no mined interest: the learned nearest code decides
+    assert len({codes[0], codes[1], codes[2]}) == 1 and len({codes[3], codes[4], codes[5]}) == 1
+    assert codes[0] != codes[3]
+    assert len(seeding.names) == 2 and seeding.source == "mined"
+    with pytest.raises(ValueError, match="fewer than dictionary_size"):
+        seed_codes(cfg.model_copy(update={"dictionary_size": 7}), tmp_path, ["i0", "i1", "i2", "i3", "i4", "i5", "i6"])
