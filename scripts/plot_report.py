@@ -7,7 +7,8 @@ benchmarks and runs already wrote; it trains nothing.
 - `sasrec_valid_ndcg.png`: SASRec validation NDCG@10 per epoch (`results/baseline_sasrec_<dataset>.json`).
 - `sft_valid.png`: SFT validation NDCG@10 and loss over training steps, per benchmark variant
   (`results/sft_<dataset>.json`) and per run (`<run>/sft/manifest.json`).
-- `grpo_rewards.png`: mean GRPO reward terms per step (`results/grpo_<dataset>.json`, `<run>/grpo/manifest.json`).
+- `grpo_rewards.png`: mean GRPO reward terms per step (`results/grpo_<dataset>.json`, `<run>/grpo/manifest.json`);
+  long curves also get a 10-step running mean.
 - `codebook_utilisation.png`: per SID level, the share of codes used and the perplexity of the code
   distribution over items (exp of its entropy) as a share of the codebook, for every SID map the SID
   benchmark (`results/sid_<dataset>.json`) or a run (`<run>/sid/sid_map.parquet`) wrote. Utilisation alone
@@ -141,11 +142,20 @@ def plot_grpo(curves: dict[str, dict[str, list[float]]], out: Path) -> None:
     cols = min(3, len(terms))
     rows = math.ceil(len(terms) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    import pandas as pd
+
     for ax, term in zip(axes.flat, terms, strict=False):
         for label, curve in curves.items():
-            values = [float("nan") if v is None else v for v in curve.get(term, [])]
-            if values:
-                ax.plot(curve["step"][:len(values)], values, label=label, linewidth=1, marker="o", markersize=2)
+            values = pd.Series([float("nan") if v is None else v for v in curve.get(term, [])], dtype=float)
+            if values.empty:
+                continue
+            steps = curve["step"][:len(values)]
+            if len(values) > 30:  # per-step means over a few prompts are noisy: faint raw, bold 10-step mean
+                (line,) = ax.plot(steps, values, linewidth=0.6, alpha=0.35)
+                ax.plot(steps, values.rolling(10, min_periods=1).mean(), color=line.get_color(), linewidth=1.6,
+                        label=f"{label} (10-step mean)")
+            else:
+                ax.plot(steps, values, label=label, linewidth=1, marker="o", markersize=2)
         ax.set(title=term, xlabel="GRPO step")
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
