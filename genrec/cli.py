@@ -348,7 +348,7 @@ def run(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. confi
 @app.command("serve")
 def serve(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Serve recommendations over HTTP (FastAPI + uvicorn) from a checkpoint (serve.checkpoint: sft, grpo or
-    a path) by constrained beam search on vLLM's async engine (serve.engine=vllm; hf = transformers, the
+    a path) by constrained beam search on an in-process vLLM engine (serve.engine=vllm; hf = transformers, the
     fallback; auto = vllm when installed). POST /v1/recommend {"user_id": ...} or {"history": <item ids>},
     "k", optional "interests" -> ranked items (id, title, SID, score) and the user interests that explain
     them; GET /healthz; GET /metrics (Prometheus). Binds serve.host:serve.port (127.0.0.1:8000); when the
