@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="keep the other models' results already in --out")
     args = parser.parse_args()
     kinds, engines = args.models.split(","), args.engines.split(",")
-    plans = {"scratch": {1: 100, 8: 300, 32: 600}, "llm": {1: 6, 8: 24, 32: 64}}
+    plans = {"scratch": {1: 100, 8: 300, 32: 600}, "llm": {1: 4, 8: 16, 32: 32}}  # llm: seconds per request
     sweep_concurrency, sweep_requests = 32, 300
     if args.quick:
         plans = {"scratch": {1: 8, 8: 16, 32: 32}, "llm": {1: 2, 8: 8, 32: 32}}
