@@ -70,7 +70,7 @@ class DMIConfig(MultiModelConfig):
 
     model: Literal["dmi"] = "dmi"
     diffusion: bool = Field(True, description="off: the shared base (the ablation)")
-    timesteps: int = Field(50, ge=2, description="diffusion schedule length used in training")
+    timesteps: int = Field(50, ge=2, description="length of the cosine noise schedule (levels 1..start_step are used)")
     start_step: int = Field(10, ge=1, description="noise level the refinement starts from (controllable noise)")
     steps: int = Field(4, ge=1, description="denoising steps at inference")
     noise_dims: float = Field(0.5, gt=0.0, le=1.0, description="share of dimensions noised per training sample")

@@ -1,7 +1,7 @@
 """DMI at the scale of these datasets: the shared base's coarse interests refined by a conditional denoiser.
 
-Training noises the interest selected for the target at a random level t of a cosine schedule, on a random
-subset of its dimensions (dimension-level, controllable noise), and denoises it in one step with
+Training noises the interest selected for the target at a random level t <= `start_step` of a cosine schedule
+(the controllable noise: refinement never starts from pure noise), on a random subset of its dimensions (dimension-level, controllable noise), and denoises it in one step with
 cross-attention over the history items the interest is closest to (item pruning: the `prune_keep` most
 similar); both the coarse and the denoised interest are trained to retrieve the target, and the denoised one to stay
 near its coarse interest (`reconstruction`), so refinement sharpens each interest instead of replacing
@@ -53,7 +53,7 @@ class DMI(MultiInterestBase):
         h, mask = self.history(seq)
         coarse = self.select(self.extractor(h, mask), targets)
         b, d = coarse.shape
-        t = torch.randint(1, self.cfg.timesteps + 1, (b,), generator=generator)
+        t = torch.randint(1, self.cfg.start_step + 1, (b,), generator=generator)  # the levels inference starts from
         dims = torch.rand(b, d, generator=generator) < self.cfg.noise_dims
         noise = torch.randn(b, d, generator=generator) * dims
         ab = self.alpha_bar[t][:, None]
