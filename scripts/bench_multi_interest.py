@@ -5,7 +5,8 @@ the real `multi` stage and evaluation, side by side with SASRec and the best gen
 
 Data comes from `configs/<dataset>.yaml` (run folder `runs/multi_bench/<dataset>`). Every variant trains
 once with 1 thread (early stopping on validation NDCG@10 under the max_score merge) and is then ranked
-under all three merge rules from its saved model. GemiRec's seeded variant reads mined interests from
+under all three merge rules from its saved model; the rule with the best *validation* NDCG@10 is reported
+as `metrics_selected_merge` (`--rescore` adds that to variants already in the JSON, without training). GemiRec's seeded variant reads mined interests from
 `--interests` (default: runs/mined_scientific label/ or mine/ output when present, else runs/demo's).
 Writes `benchmarks/results/multi_interest_<dataset>.json` after every variant (a partial run keeps what ran).
 """
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="model override for every variant, e.g. epochs=30 (repeatable)")
     parser.add_argument("--interests", type=Path, default=None, help="interests parquet for gemirec_seeded")
+    parser.add_argument("--rescore", action="store_true",
+                        help="no training: add validation NDCG@10 per merge rule to the variants already in the JSON")
     args = parser.parse_args()
     import torch
 
@@ -119,6 +122,12 @@ def main() -> None:
     result.update({"dataset": args.dataset, "command": command, "machine": machine_description(), "threads": 1,
                    "default_merge": DEFAULT_MERGE})
     result.setdefault("variants", {})
+    if args.rescore:
+        for name, row in result["variants"].items():
+            _select_merge(row, run_dir, f"multi_{name}", config.multi)
+        _summarise(result)
+        write_json(out_path, result)
+        return
     for name in args.variants.split(","):
         section = {**VARIANTS[name], **overrides}
         if name == "gemirec_seeded":
@@ -150,6 +159,7 @@ def main() -> None:
             row["by_merge"][rule] = {"metrics": _scores(run_dir, multi.system_name),
                                      "coverage@10": ranked.metrics["coverage@10"]}
         row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
+        _select_merge(row, run_dir, multi.system_name, multi)
         result["variants"][name] = row
         if name == "gemirec":  # the posterior ablation: same model, codes from the extracted interests
             _no_generation(result, run_dir, multi)
@@ -181,19 +191,48 @@ def _no_generation(result: dict, run_dir: Path, multi: MultiConfig) -> None:
         if rule == DEFAULT_MERGE:
             row.update(collapse=ranked.metrics["collapse"], **{"coverage@10": ranked.metrics["coverage@10"]})
     row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
+    _select_merge(row, run_dir, ablated.system_name, ablated)
     result["variants"]["gemirec_no_generation"] = row
+
+
+def _select_merge(row: dict, run_dir: Path, system: str, multi: MultiConfig | None) -> None:
+    """Validation NDCG@10 of each merge rule (saved model, no training) and the test metrics of the rule that
+    is best on validation: the merge rule is chosen without looking at the test targets."""
+    from genrec.data import load_items, load_sequences
+    from genrec.data.tensors import item_index, ndcg_at
+    from genrec.multi.data import build_examples
+    from genrec.multi.stage import model_path
+    from genrec.multi.train import load_model, retrieve_all
+
+    cfg = (multi or MultiConfig()).model_copy(update={"system": system})
+    model, _, _ = load_model(model_path(cfg, run_dir))
+    split = build_examples(load_sequences(run_dir), item_index(load_items(run_dir)), model.cfg.max_len)
+    for rule in RULES:
+        top, _ = retrieve_all(model, split.valid.histories, rule, 10)
+        row["by_merge"][rule]["valid_ndcg@10"] = round(ndcg_at(top + 1, split.valid.targets), 6)
+    best = max(RULES, key=lambda r: row["by_merge"][r]["valid_ndcg@10"])
+    row["selected_merge"] = best
+    row["metrics_selected_merge"] = row["by_merge"][best]["metrics"]
 
 
 def _summarise(result: dict) -> None:
     """The issue's flat keys (metrics / collapse / coverage@10 / train_wall_s per variant), ablations, references."""
     variants = result["variants"]
     result["metrics"] = {n: v["metrics"] for n, v in variants.items()}
+    result["metrics_selected_merge"] = {n: {"merge": v["selected_merge"], **v["metrics_selected_merge"]}
+                                        for n, v in variants.items() if "selected_merge" in v}
     result["collapse"] = {n: v["collapse"] for n, v in variants.items()}
     result["coverage@10"] = {n: v["coverage@10"] for n, v in variants.items()}
     result["train_wall_s"] = {n: v["train_wall_s"] for n, v in variants.items()}
-    result["ablations"] = {module: {"on": on, "off": off, "ndcg@10_on": variants[on]["metrics"]["ndcg@10"],
-                                    "ndcg@10_off": variants[off]["metrics"]["ndcg@10"]}
-                           for module, (on, off) in ABLATIONS.items() if on in variants and off in variants}
+    result["ablations"] = {}
+    for module, (on, off) in ABLATIONS.items():
+        if on in variants and off in variants:
+            entry = {"on": on, "off": off, "ndcg@10_on": variants[on]["metrics"]["ndcg@10"],
+                     "ndcg@10_off": variants[off]["metrics"]["ndcg@10"]}
+            if "selected_merge" in variants[on] and "selected_merge" in variants[off]:
+                entry.update({"ndcg@10_on_selected_merge": variants[on]["metrics_selected_merge"]["ndcg@10"],
+                              "ndcg@10_off_selected_merge": variants[off]["metrics_selected_merge"]["ndcg@10"]})
+            result["ablations"][module] = entry
     dataset = result["dataset"]
     result["references"] = {k: v for k, v in {
         "sasrec": _reference(f"baseline_sasrec_{dataset}.json"),
