@@ -95,6 +95,22 @@ def interests_per_list(path: Path, k: int = 10) -> float:
     return round(float(np.mean([len(set(line["interests"][:k])) for line in lines])), 3) if lines else 0.0
 
 
+def users_with_interests(run_dir: Path, result: dict, breadth: Breadth) -> dict:
+    """Every HF variant re-scored on the test users that have curated (label 1) interests."""
+    from genrec.eval.metrics import topk_metrics
+    from genrec.eval.stage import targets_for
+
+    table = pd.read_parquet(RunPaths(run_dir).interests_labelled, columns=["kind", "entity_id", "label"])
+    users = set(table.query("kind == 'user' and label == 1")["entity_id"].astype(str))
+    targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in users}
+    out: dict = {"users": len(targets)}
+    for name in result["hf"]:
+        recs = {u: r for u, r in read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}")).items() if u in targets}
+        if len(recs) == len(targets) and targets:
+            out[name] = {**{k: round(v, 4) for k, v in topk_metrics(recs, targets).items()}, **breadth(recs)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="scientific")
@@ -105,6 +121,7 @@ def main() -> None:
                         help="interest decoding variants source:m:order (mined is skipped when the run has no label/)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-beam", action="store_true", help="keep the plain-beam rows already in the JSON")
+    parser.add_argument("--speed-only", action="store_true", help="keep every HF row in the JSON; redo the speed runs")
     args = parser.parse_args()
     run_dir = (args.run or REPO_ROOT / "runs" / f"idec_{args.dataset}").resolve()
     out = RESULTS / f"interest_decoding_{args.dataset}.json"
@@ -122,12 +139,17 @@ def main() -> None:
               "diversity_note": "ild@10 = 1 - mean pairwise cosine of all-MiniLM-L6-v2 item text embeddings",
               "category_note": "category = first level under the root of the item's category path; leaf = finest",
               "hf": {}, "speed": {}}
+    if args.speed_only:
+        previous = json.loads(out.read_text())
+        result["hf"], result["command"] = previous["hf"], f"{previous['command']} && {result['command']}"
+        for key in ("load_average_1min_at_start", "date"):
+            result[f"hf_{key}"] = previous.get(f"hf_{key}", previous[key])
     if args.skip_beam and out.is_file():  # later variants (e.g. the mined source) beside earlier rows
         previous = json.loads(out.read_text())
         result["hf"], result["speed"] = previous["hf"], previous["speed"]
         result["command"] = f"{previous['command']} && {result['command']}"
         variants = variants[1:]
-    for name, decoding, source, m, order in variants:
+    for name, decoding, source, m, order in [] if args.speed_only else variants:
         stage = recommend(run_dir, f"idec_hf_{name}", "hf", decoding, args.threads, args.users or None, source,
                           m or 4, order)
         path = RunPaths(run_dir).recs(f"idec_hf_{name}")
@@ -158,6 +180,9 @@ def main() -> None:
             result["speed"][name] = row
             print("speed", name, json.dumps(row), flush=True)
             write_json(out, result)
+    mined = [name for name, *_ in variants if "_mined_" in name]
+    if mined:  # most users have no curated interests (their lists equal the codes source's): compare on those who do
+        result["users_with_curated_interests"] = users_with_interests(run_dir, result, breadth)
     result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     write_json(out, result)
     print(f"-> {out}")
