@@ -66,9 +66,14 @@ def train_head(u: np.ndarray, v: np.ndarray, y: np.ndarray, config: HeadConfig, 
     """Fit the head with class-balanced binary cross-entropy on fixed (context, interest) embeddings.
 
     It starts as the plain-cosine baseline (the cosine term from a balanced logistic regression, the MLP's
-    output layer at zero) and learns a correction from there, so small data cannot leave it below cosine.
+    output layer at zero) and learns a correction from there. A seeded 15% of the pairs is held back: the
+    epoch with the best ROC-AUC on them is kept, the cosine start (epoch 0) included, so noisy labels cannot
+    train it below plain similarity on data it has not seen (measured: 20 blind epochs fell below cosine).
     """
+    import copy
+
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
 
     torch.manual_seed(seed)
     head = PairHead(u.shape[1], config.hidden, config.dropout)
@@ -79,17 +84,30 @@ def train_head(u: np.ndarray, v: np.ndarray, y: np.ndarray, config: HeadConfig, 
         head.net[-1].weight.zero_()
         head.net[-1].bias.zero_()
     tu, tv, ty = torch.from_numpy(u), torch.from_numpy(v), torch.from_numpy(y.astype(np.float32))
-    positives = float(ty.sum())
-    pos_weight = torch.tensor((len(ty) - positives) / max(positives, 1.0))
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(ty), generator=generator)
+    held, train = order[: len(ty) * 15 // 100], order[len(ty) * 15 // 100:]
+    can_select = len(held) > 0 and 0 < int(ty[held].sum()) < len(held)
+
+    def held_auc() -> float:
+        with torch.no_grad():
+            return float(roc_auc_score(ty[held].numpy(), head.eval()(tu[held], tv[held]).numpy())) if can_select else 0.0
+
+    positives = float(ty[train].sum())
+    pos_weight = torch.tensor((len(train) - positives) / max(positives, 1.0))
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     optim = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    head.train()
+    best_auc, best_state = held_auc(), copy.deepcopy(head.state_dict())
     for _ in range(config.epochs):
-        for batch in torch.randperm(len(ty), generator=generator).split(config.batch_size):
+        head.train()
+        for batch in train[torch.randperm(len(train), generator=generator)].split(config.batch_size):
             optim.zero_grad()
             loss_fn(head(tu[batch], tv[batch]), ty[batch]).backward()
             optim.step()
+        auc = held_auc()
+        if auc > best_auc or not can_select:
+            best_auc, best_state = auc, copy.deepcopy(head.state_dict())
+    head.load_state_dict(best_state)
     return head.eval()
 
 
