@@ -1,18 +1,22 @@
 """GRPO benchmark: SFT vs SFT+GRPO (rule rewards) vs SFT+GRPO (+ interest-aware reward).
 
-Takes a run folder that already holds data, sid, sft (and label, for the interest reward), runs the
-`grpo` stage twice in sibling folders that link to those inputs, ranks the same test users with the
-`recommend` stage for the SFT and both GRPO checkpoints, and writes
-`benchmarks/results/grpo_<dataset>.json` plus a plot of the reward terms over steps
-(`benchmarks/grpo_<dataset>_rewards.png`).
+Takes a run folder that already holds data, sid, sft (and label, for the interest reward; or `--label`
+another run's), runs the `grpo` stage per variant in sibling folders that link to those inputs, ranks
+every test user with the `recommend` stage for the SFT and each GRPO checkpoint (chosen on validation),
+and writes `benchmarks/results/grpo_<dataset>.json` (metrics, per-user paired NDCG@10 difference to SFT,
+reward curves, rollouts/s, invalid rollouts) plus a plot of the reward terms over steps
+(`benchmarks/grpo_<dataset>_rewards.png`). `--tag` suffixes the variant names, so settings can be compared
+in one JSON (e.g. two learning rates).
 
-    nice -n 10 python scripts/bench_grpo.py --source runs/scientific --dataset scientific --steps 60
+    nice -n 15 python scripts/bench_grpo.py --source runs/bench_sft/scientific_scratch_textrq12ep \
+        --label runs/mined_scientific --out runs/grpo_bench_scientific --steps 100 --lr 2e-5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import time
@@ -23,7 +27,7 @@ from genrec.artifacts import RunPaths, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
-from genrec.eval.metrics import topk_metrics
+from genrec.eval.metrics import rank_of, topk_metrics
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 from genrec.train.grpo import GRPOStageConfig, RewardWeights
@@ -45,12 +49,33 @@ def variant_dir(source: Path, out: Path, name: str, label: Path | None) -> Path:
     return folder
 
 
-def test_metrics(run_dir: Path, checkpoint: str, system: str, users: int, threads: int) -> dict:
-    """HR/NDCG@5/10 of one checkpoint on the first `users` test users (the recommend stage's order)."""
-    manifest = recommend(RecommendConfig(checkpoint=checkpoint, system=system, max_users=users, threads=threads), run_dir)
+def test_metrics(run_dir: Path, checkpoint: str, system: str, users: int | None, threads: int,
+                 ) -> tuple[dict, dict[str, float]]:
+    """HR/NDCG@5/10 of one checkpoint on the test users (the first `users`, or all), and per-user NDCG@10.
+    The SFT lists are ranked once per output folder and read back on later calls (`users_per_s` then absent)."""
+    extra = {}
+    if checkpoint != "sft" or not RunPaths(run_dir).recs(system).is_file():
+        manifest = recommend(RecommendConfig(checkpoint=checkpoint, system=system, max_users=users, threads=threads,
+                                             batch_size=32), run_dir)
+        extra["users_per_s"] = manifest.metrics["users_per_s"]
     recs = read_recs(RunPaths(run_dir).recs(system), min_items=1)
     targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in recs}
-    return {**topk_metrics(recs, targets), "users": len(targets), "users_per_s": manifest.metrics["users_per_s"]}
+    per_user = {}
+    for u, t in targets.items():
+        rank = rank_of(t, recs[u][:10])
+        per_user[u] = 0.0 if rank is None else 1.0 / math.log2(rank + 2)
+    return {**topk_metrics(recs, targets), "users": len(targets), **extra}, per_user
+
+
+def paired_difference(variant: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+    """Mean per-user NDCG@10 difference (variant - base) on the users both ranked, with a normal 95% interval."""
+    diffs = [variant[u] - base[u] for u in variant if u in base]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(n - 1, 1))
+    half = 1.96 * sd / math.sqrt(n)
+    return {"ndcg@10_diff": round(mean, 6), "ci95_low": round(mean - half, 6), "ci95_high": round(mean + half, 6),
+            "users_changed": sum(d != 0 for d in diffs), "users": n}
 
 
 def plot(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -66,7 +91,7 @@ def plot(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     for ax, key in zip(axes[0], keys, strict=True):
         for name, c in curves.items():
             if key in c:
-                ax.plot(c["step"], c[key], label=name, linewidth=1)
+                ax.plot(c["step"], [math.nan if v is None else v for v in c[key]], label=name, linewidth=1)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -80,33 +105,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, required=True, help="run folder with data, sid, sft (and label)")
     parser.add_argument("--dataset", default="scientific")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_grpo")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "grpo_bench")
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--num-generations", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--beta", type=float, default=0.04)
-    parser.add_argument("--eval-every", type=int, default=20)
-    parser.add_argument("--valid-users", type=int, default=256)
-    parser.add_argument("--test-users", type=int, default=1000)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--valid-users", type=int, default=2000)
+    parser.add_argument("--test-users", type=int, default=None, help="first N test users (default: all)")
+    parser.add_argument("--rank-weight", type=float, default=0.2)
+    parser.add_argument("--rank-any-target", action="store_true",
+                        help="rank penalty also in groups without a hit (the policy scores the unsampled target)")
     parser.add_argument("--interest-weight", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded 2-core box)")
+    parser.add_argument("--tag", default="", help="suffix of the GRPO variant names (compare settings in one JSON)")
     parser.add_argument("--label", type=Path, default=None, help="run folder whose label/ (reward model) to use")
-    parser.add_argument("--variants", default="sft,grpo_rules,grpo_interest",
-                        help="comma-separated subset; results are merged into an existing JSON of the same dataset")
+    parser.add_argument("--variants", default="grpo_rules,grpo_interest",
+                        help="comma-separated subset (SFT is always scored); results are merged into an existing "
+                             "JSON of the same dataset")
     args = parser.parse_args()
 
     source = args.source.resolve()
     common = dict(steps=args.steps, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
-                  lr=args.lr, beta=args.beta, eval_every=args.eval_every, valid_users=args.valid_users,
-                  threads=args.threads)
+                  lr=args.lr, beta=args.beta, temperature=args.temperature, eval_every=args.eval_every,
+                  valid_users=args.valid_users, threads=args.threads, rank_only_with_hit=not args.rank_any_target)
+    rules = RewardWeights(rank_penalty=args.rank_weight, interest_reward=0.0)
     variants = {
-        "grpo_rules": GRPOStageConfig(**common, weights=RewardWeights(interest_reward=0.0)),
-        "grpo_interest": GRPOStageConfig(**common, weights=RewardWeights(interest_reward=args.interest_weight)),
+        f"grpo_rules{args.tag}": GRPOStageConfig(**common, weights=rules),
+        f"grpo_interest{args.tag}": GRPOStageConfig(
+            **common, weights=rules.model_copy(update={"interest_reward": args.interest_weight})),
     }
-    wanted = args.variants.split(",")
+    wanted = [f"{v}{args.tag}" for v in args.variants.split(",")]
     out_json = REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json"
-    result: dict = json.loads(out_json.read_text()) if out_json.is_file() else {"metrics": {}, "training": {}, "wall_s": {}}
+    result: dict = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    for key in ("metrics", "training", "wall_s", "paired_vs_sft"):
+        result.setdefault(key, {})
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     result["commands"] = [*result.get("commands", []), command]
     result.update({
@@ -116,12 +151,12 @@ def main() -> None:
     })
     result.setdefault("grpo_config", {}).update({n: c.model_dump(mode="json") for n, c in variants.items() if n in wanted})
     label = args.label.resolve() if args.label else None
-    if "sft" in wanted:
-        start = time.perf_counter()
-        result["metrics"]["sft"] = test_metrics(variant_dir(source, args.out, "sft", label), "sft", "sft",
-                                                args.test_users, args.threads)
-        result["wall_s"]["sft_test"] = round(time.perf_counter() - start, 1)
-        write_json(out_json, result)
+    sft_dir = variant_dir(source, args.out, "sft", label)
+    start = time.perf_counter()
+    sft_metrics, sft_users = test_metrics(sft_dir, "sft", "sft", args.test_users, args.threads)
+    result["metrics"]["sft"] = {**result["metrics"].get("sft", {}), **sft_metrics}
+    result["wall_s"].setdefault("sft_test", round(time.perf_counter() - start, 1))
+    write_json(out_json, result)
     for name, cfg in variants.items():
         if name not in wanted:
             continue
@@ -136,8 +171,9 @@ def main() -> None:
         }
         write_json(out_json, result)  # partial results survive
         start = time.perf_counter()
-        result["metrics"][name] = test_metrics(folder, "grpo", name, args.test_users, args.threads)
+        result["metrics"][name], users = test_metrics(folder, "grpo", name, args.test_users, args.threads)
         result["wall_s"][f"{name}_test"] = round(time.perf_counter() - start, 1)
+        result["paired_vs_sft"][name] = paired_difference(users, sft_users)
         write_json(out_json, result)
     result["rollouts_per_s"] = {name: t["rollouts_per_s"] for name, t in result["training"].items()}
     write_json(out_json, result)

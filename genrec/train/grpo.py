@@ -75,6 +75,8 @@ class GRPOStageConfig(StrictModel):
     epsilon: float = Field(0.2, gt=0, description="PPO-style clip range of the policy ratio")
     scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage scaling (trl)")
     weights: RewardWeights = RewardWeights()
+    rank_only_with_hit: bool = Field(True, description="rank penalty only in groups where a rollout hit the target "
+                                                       "(False: the policy also scores unsampled targets)")
     max_prompts: int | None = Field(20000, ge=1, description="training rows sampled as prompts (None: all)")
     eval_every: int = Field(10, ge=1, description="steps between validation checks")
     valid_users: int = Field(256, ge=1, description="validation users sampled for checkpoint choice")
@@ -327,7 +329,8 @@ def reward_functions(config: GRPOStageConfig, run_dir: Path, tokenizer: PreTrain
     terms: list[tuple[float, Any]] = [
         (w.exact_hit, lambda: rewards.make_exact_hit(catalog)),
         (w.sid_prefix, lambda: rewards.make_sid_prefix(catalog)),
-        (w.rank_penalty, lambda: rewards.make_rank_penalty(catalog, policy_scorer(rollout.model, tokenizer))),
+        (w.rank_penalty, lambda: rewards.make_rank_penalty(catalog, policy_scorer(rollout.model, tokenizer),
+                                                                  config.rank_only_with_hit)),
         (w.invalid_penalty, lambda: rewards.make_invalid_penalty(catalog)),
     ]
     if w.interest_reward > 0:
@@ -463,7 +466,8 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     manifest.counts.update(
         steps=int(trainer.state.global_step), best_step=int(validation.best_step), train_prompts=len(dataset),
         valid_users=len(valid_prompts), rollouts=rollout.rollouts, invalid_rollouts=rollout.invalid,
-        users_with_interests=len(user_interests), resumed=int(last is not None),
+        users_with_interests=len(user_interests),
+        prompts_with_interests=sum(u in user_interests for u in dataset["user_id"]), resumed=int(last is not None),
     )
     manifest.metrics.update(
         reward_terms=[f.__name__ for f in funcs], reward_weights=weights,

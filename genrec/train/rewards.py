@@ -13,9 +13,11 @@ Terms (their weights live in the GRPO config):
 - `rank_penalty`: a wrong item the policy scores *above the target* gets -1/log2(rank + 2), rank = its place
   among its group's distinct items by the policy's score (rank 0 = the item the policy is surest of), so the
   most confidently wrong item is punished most (the NDCG-shaped penalty of MiniOneRec). The score is the
-  beam-search score (sum of the SID tokens' raw log-probs) and the target is scored the same way even when
-  no rollout sampled it, so the term says "these items would be recommended before the right one"; wrong
-  items the policy already ranks below the target, and groups whose target the policy ranks first, get 0.
+  beam-search score (sum of the SID tokens' raw log-probs), so the term says "these items would be
+  recommended before the right one"; wrong items ranked below the target get 0. With `only_sampled_targets`
+  (the default) only groups in which some rollout hit the target are penalised, so the advantage moves mass
+  from the items above the target *to the target*; otherwise the target is scored by the policy even when
+  no rollout sampled it, and in a group without a hit the push goes from the policy's head to its tail.
 - `invalid_penalty`: -1 for a completion that is not a catalogue SID (0 expected: rollouts are trie-constrained).
 - `interest_reward`: the reward classifier's probability that each of the user's curated interests
   holds for the generated item (its title and curated interests as the context), averaged over them;
@@ -131,22 +133,26 @@ PolicyScores = Callable[[Sequence[str], Sequence[Sequence[int]]], Sequence[float
 """(prompts, SID token ids) -> the policy's log-probability of each SID after its prompt."""
 
 
-def make_rank_penalty(catalog: SidCatalog, policy_scores: PolicyScores) -> RewardFunc:
-    """The ranking penalty; `policy_scores` scores each distinct (prompt, item) pair of the batch and each
-    prompt's target in one call."""
+def make_rank_penalty(catalog: SidCatalog, policy_scores: PolicyScores, only_sampled_targets: bool = True,
+                      ) -> RewardFunc:
+    """The ranking penalty; `policy_scores` scores each distinct (prompt, item) pair of the batch (and, unless
+    `only_sampled_targets`, each prompt's target) in one call. With `only_sampled_targets` a group whose
+    rollouts never hit the target gets 0 throughout."""
 
     def rank_penalty(prompts: list, completions: list, completion_ids: list[list[int]], target: list[str],
                      **_: Any) -> list[float | None]:
         keys = [str(p) for p in prompts]
         items = [catalog.item_of(ids) for ids in completion_ids]
-        pairs = sorted({(k, i) for k, i in zip(keys, items, strict=True) if i is not None}
-                       | {(k, str(t)) for k, t in zip(keys, target, strict=True)})
-        scored = list(policy_scores([k for k, _ in pairs], [catalog.sids[i] for _, i in pairs]))
+        hit = {k for k, i, t in zip(keys, items, target, strict=True) if i == str(t)}
+        scored_keys = set(keys) if not only_sampled_targets else hit
+        pairs = sorted({(k, i) for k, i in zip(keys, items, strict=True) if i is not None and k in scored_keys}
+                       | {(k, str(t)) for k, t in zip(keys, target, strict=True) if k in scored_keys})
+        scored = list(policy_scores([k for k, _ in pairs], [catalog.sids[i] for _, i in pairs])) if pairs else []
         if len(scored) != len(pairs):
             raise RuntimeError(f"rank_penalty: policy_scores returned {len(scored)} scores for {len(pairs)} pairs")
         score = dict(zip(pairs, scored, strict=True))
-        scores = [score[(k, i)] if i is not None else 0.0 for k, i in zip(keys, items, strict=True)]
-        target_scores = [score[(k, str(t))] for k, t in zip(keys, target, strict=True)]
+        scores = [score.get((k, i), 0.0) for k, i in zip(keys, items, strict=True)]  # unscored: no penalty below
+        target_scores = [score.get((k, str(t)), math.inf) for k, t in zip(keys, target, strict=True)]  # inf: no hit
         return list(rank_penalties(keys, items, [str(t) for t in target], scores, target_scores))
 
     return _named("rank_penalty", rank_penalty)

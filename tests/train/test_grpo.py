@@ -11,7 +11,7 @@ import torch
 
 from genrec.artifacts import RunPaths
 from genrec.config import ConfigError
-from genrec.data import DataConfig
+from genrec.data import DataConfig, load_sequences
 from genrec.data import run as run_data
 from genrec.model import ModelConfig, ScratchConfig, build_model, load_checkpoint, save_checkpoint, sid_vocabulary
 from genrec.pipeline import load_run_config
@@ -66,6 +66,9 @@ def test_grpo_stage_end_to_end(tiny_lcrec: Path, tmp_path: Path) -> None:
         assert len(curves[term]) == 3, term
     assert all(v == 0.0 for v in curves["invalid_penalty"])
     assert all(0.0 <= v <= 1.0 for v in curves["interest_reward"])
+    assert manifest.counts["users_with_interests"] == 2  # users 0 and 2 have a curated (label 1) interest
+    train_users = load_sequences(run_dir).query("split == 'train'")["user_id"]
+    assert manifest.counts["prompts_with_interests"] == int(train_users.isin(["0", "2"]).sum()) > 0  # all rows are prompts
     assert set(manifest.metrics["valid_curve"]) == {"0", "2", "3"}
     assert manifest.metrics["rollouts_per_s"] > 0
 

@@ -84,14 +84,30 @@ def test_rank_penalty_scores_each_distinct_pair_and_the_targets_once(catalog):
         calls.append(list(zip(prompts, sids)))
         return [{"y": -0.5, "w": -2.0, "x": -1.0}[catalog.items[tuple(s)]] for s in sids]
 
-    func = make_rank_penalty(catalog, policy_scores)
+    func = make_rank_penalty(catalog, policy_scores, only_sampled_targets=False)
     out = call(func, [[10, 20, 31, EOS], [11, 20, 30, EOS], [10, 20, 31, EOS], [12, EOS]], target=["x"] * 4,
                prompts=["p"] * 4)
-    assert out == pytest.approx([-1.0, 0.0, -1.0, 0.0])  # y above the target x; w below it; invalid 0
+    assert out == pytest.approx([-1.0, 0.0, -1.0, 0.0])  # y above the (unsampled) target x; w below it; invalid 0
     assert len(calls) == 1 and sorted(calls[0]) == sorted([("p", SIDS["w"]), ("p", SIDS["x"]), ("p", SIDS["y"])])
     with pytest.raises(RuntimeError, match="policy_scores returned 1 scores for 3 pairs"):
-        call(make_rank_penalty(catalog, lambda p, s: [0.0]), [[10, 20, 31, EOS], [11, 20, 30, EOS]],
-             target=["x", "x"], prompts=["p", "p"])
+        call(make_rank_penalty(catalog, lambda p, s: [0.0], only_sampled_targets=False),
+             [[10, 20, 31, EOS], [11, 20, 30, EOS]], target=["x", "x"], prompts=["p", "p"])
+
+
+def test_rank_penalty_by_default_only_where_a_rollout_hit_the_target(catalog):
+    calls = []
+
+    def policy_scores(prompts, sids):
+        calls.append(list(zip(prompts, sids)))
+        return [{"y": -0.5, "w": -2.0, "x": -1.0}[catalog.items[tuple(s)]] for s in sids]
+
+    func = make_rank_penalty(catalog, policy_scores)
+    completions = [[10, 20, 31, EOS], [10, 20, 30, EOS], [11, 20, 30, EOS], [10, 20, 31, EOS], [11, 20, 30, EOS]]
+    out = call(func, completions, target=["x"] * 5, prompts=["hit"] * 3 + ["miss"] * 2)
+    assert out == pytest.approx([-1.0, 0.0, 0.0, 0.0, 0.0])  # "miss" sampled no x: no penalty at all
+    assert {p for p, _ in calls[0]} == {"hit"}  # only the group with a hit is scored
+    assert call(func, completions[3:], target=["x"] * 2, prompts=["miss"] * 2) == [0.0, 0.0]
+    assert len(calls) == 1  # nothing to score: no policy call
 
 
 def test_invalid_penalty(catalog):
