@@ -133,7 +133,10 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
             continue
         source = str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
         variants = data.get("variants") if isinstance(data.get("variants"), dict) else {}
-        measured = {name: v for name, v in variants.items() if isinstance(v, dict) and _metrics(v.get("metrics", {}))}
+        # a variant whose benchmark chose a setting on validation (e.g. the multi-interest merge rule) reports it
+        # in `metrics_selected_merge`; that is the variant's result, `metrics` its default setting
+        measured = {name: {**v, "metrics": v.get("metrics_selected_merge") or v.get("metrics", {})}
+                    for name, v in variants.items() if isinstance(v, dict) and _metrics(v.get("metrics", {}))}
         top = data.get("metrics", {}) if isinstance(data.get("metrics"), dict) else {}
         if measured:
             for name, v in measured.items():

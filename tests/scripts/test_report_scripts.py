@@ -52,7 +52,8 @@ def results(tmp_path: Path) -> Path:
     write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
                                                               "interest_codes_m2": m(0.025) | {"users": USERS}},
                                                        "speed": {"beam": {"hf": {"users_per_s": 3.0}}}})
-    write_json(folder / "multi_interest_toy.json", {"variants": {"gemirec": {"metrics": m(0.04)}},  # users not stated
+    write_json(folder / "multi_interest_toy.json", {"variants": {"gemirec": {"metrics": m(0.04),  # users not stated
+                                                                                    "metrics_selected_merge": m(0.045)}},
                                                         "references": {"sasrec": {"metrics": m(0.05)}}})
     write_json(folder / "repro_toy.json", {"metrics": m(0.5)})  # its own output is never read back
     write_json(folder / "baseline_sasrec_other.json", {"metrics": m(0.9), "users": 5})  # another dataset
@@ -88,6 +89,7 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert steps["MostPop"]["start"] is None
     multi = steps["multi-interest retrieval (GemiRec / ULIM / DMI)"]
     assert multi["row"] == "multi_interest:gemirec" and not multi["sample"] and multi["users"] is None
+    assert multi["metrics"]["ndcg@10"] == 0.045  # the merge rule chosen on validation
     assert steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]["sample"] is False
     decoding = steps["interest-conditioned decoding (a beam group per interest)"]
     assert decoding["row"] == "interest_decoding:hf:interest_codes_m2"
