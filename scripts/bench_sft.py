@@ -61,14 +61,16 @@ def variant_run_dir(root: Path, data_run: Path, sid_map: Path, name: str) -> Pat
     return run_dir
 
 
-def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, overrides: dict) -> dict:
+def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, overrides: dict,
+                engine: str = "hf") -> dict:
     """SFT + recommend + test metrics for one variant."""
     config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
     sft_dir = RunPaths(run_dir).stage_dir("sft")
     # A finished SFT run with this exact config and inputs is reused (re-scoring on more users costs no retraining).
     fresh = is_fresh(sft_dir, config, sft_inputs(config, run_dir))
     sft: Manifest = read_manifest(sft_dir) if fresh else run_sft(config, run_dir)
-    rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", batch_size=32 if kind == "scratch" else 4,
+    batch = 256 if engine == "vllm" else 32 if kind == "scratch" else 4
+    rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", engine=engine, batch_size=batch,
                                  max_users=max_users, threads=threads)
     rec = run_recommend(rec_config, run_dir)
     recs = read_recs(RunPaths(run_dir).recs(rec_config.system))
@@ -82,8 +84,10 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
         "train_examples": sft.counts["train_examples"],
         "parameters": sft.counts["parameters"],
         "valid_curve": sft.metrics["valid_curve"],
+        "curves": str(RunPaths(run_dir).stage_dir("sft") / "curves.json"),  # train loss + validation, for plots
         "best_valid_ndcg@10": sft.metrics["best_metric"],
         "recommend_users_per_s": rec.metrics["users_per_s"],
+        "recommend_engine": engine,
         "sft_config": config.model_dump(mode="json"),
     }
 
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="KIND:SIDNAME[:MAXUSERS] (repeatable)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sft")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="recommend stage engine")
     parser.add_argument("--set", action="append", default=[], help="sft override KEY=JSON for every variant")
     parser.add_argument("--compare", action="append", default=[],
                         help="NAME=recs.jsonl of a reference system (e.g. SASRec), scored on each variant's users")
@@ -121,7 +126,7 @@ def main() -> None:
         run_dir = variant_run_dir(args.root, args.data_run, Path(sids[sid_name]), name)
         print(f"== {name} ({run_dir})", file=sys.stderr)
         start = time.perf_counter()
-        entry = run_variant(kind, run_dir, max_users, args.threads, overrides)
+        entry = run_variant(kind, run_dir, max_users, args.threads, overrides, args.engine)
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
         entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
                                          for ref, path in (item.split("=", 1) for item in args.compare)}

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from genrec.artifacts import Manifest, RunPaths, stage_run
+from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
 from genrec.config import StrictModel, config_hash
 from genrec.model.config import ModelConfig
 
@@ -161,7 +161,12 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
         for entry in evals:
             curve.setdefault(entry["step"], {}).update({k[5:]: v for k, v in entry.items() if k.startswith("eval_")
                                                          and k[5:] in ("loss", "hr@5", "hr@10", "ndcg@5", "ndcg@10")})
-        manifest.outputs.append(str(paths.sft_ckpt))
+        valid_curve = [{"step": s, **m} for s, m in sorted(curve.items())]
+        train_curve = [{k: e[k] for k in ("step", "epoch", "loss", "learning_rate", "grad_norm") if k in e}
+                       for e in trainer.state.log_history if "loss" in e]
+        if trainer.is_world_process_zero():
+            write_json(paths.stage_dir("sft") / "curves.json", {"train": train_curve, "valid": valid_curve})
+        manifest.outputs += [str(paths.sft_ckpt), str(paths.stage_dir("sft") / "curves.json")]
         manifest.counts.update({f"train_{k}": v for k, v in per_task.items()})
         manifest.counts.update(train_examples=len(train), valid_examples=len(valid), steps=trainer.state.global_step,
                                parameters=sum(p.numel() for p in model.parameters()),
@@ -170,5 +175,5 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             select_by=config.select_by, best_metric=trainer.state.best_metric,
             best_checkpoint=trainer.state.best_model_checkpoint, train_wall_s=round(train_wall, 1),
             train_loss=next((e["train_loss"] for e in reversed(trainer.state.log_history) if "train_loss" in e), None),
-            valid_curve=[{"step": s, **m} for s, m in sorted(curve.items())], model_kind=config.model.kind)
+            valid_curve=valid_curve, model_kind=config.model.kind)
     return manifest

@@ -64,6 +64,9 @@ def test_sft_learns_the_rule_and_keeps_the_best_checkpoint(trained: Path) -> Non
     assert manifest["metrics"]["best_metric"] == max(p["ndcg@10"] for p in curve)
     assert manifest["metrics"]["best_metric"] > 0.9  # the next item is fully determined by the last one
     assert manifest["counts"]["train_history"] == manifest["counts"]["train_examples"] > 0
+    curves = json.loads((RunPaths(trained).stage_dir("sft") / "curves.json").read_text())
+    assert curves["valid"] == curve and len(curves["train"]) >= 3  # for plots: train loss every logging_steps
+    assert all(p["loss"] > 0 and p["step"] > 0 for p in curves["train"])
     ckpt = RunPaths(trained).sft_ckpt
     assert (ckpt / "genrec.json").is_file() and (ckpt / "model.safetensors").is_file()
     assert json.loads((ckpt / "genrec.json").read_text())["sid_levels"] == 3
