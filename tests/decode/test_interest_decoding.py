@@ -192,6 +192,41 @@ def test_recommend_stage_interest_decoding(tiny_run: Path) -> None:
                    for i, why in zip(line["items"], line["interests"], strict=True))
 
 
+def test_recommend_stage_mined_interests_steer_groups(tiny_run: Path, tmp_path: Path) -> None:
+    """interest_source=mined: a user's curated interest text lands on the code of the items it describes."""
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+    from genrec.embed.encode import encode, load_encoder
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    paths = RunPaths(run_dir)
+    items = pd.read_parquet(paths.items)
+    encoder = load_encoder(None, 32, 1)
+    text = encode(encoder, [f"{t}: {c.split(',')[-1]}" for t, c in zip(items["title"], items["categories"])], 16, "items")
+    paths.item_emb.parent.mkdir()
+    save_file({"text": text}, str(paths.item_emb), metadata={"item_ids": json.dumps(list(items["item_id"]))})
+    test_users = list(pd.read_parquet(paths.sequences).query("split == 'test'")["user_id"])
+    rows = [("user", test_users[0], "protective gloves for the hands", 0.9, 1), ("user", test_users[0], "noise", 0.1, 0)]
+    paths.interests_labelled.parent.mkdir()
+    pd.DataFrame([{"kind": k, "entity_id": e, "interest": i, "score": sc, "label": lab} for k, e, i, sc, lab in rows]
+                 ).to_parquet(paths.interests_labelled)
+    config = RecommendConfig(system="mined", num_beams=20, k=10, decoding="interest", interest_source="mined",
+                             num_interests=2, threads=1)
+    manifest = recommend(config, run_dir)
+    assert manifest.metrics["users_with_interests"] == 1 and manifest.metrics["interest_texts"] == 1
+    lines = {json.loads(line)["user"]: json.loads(line) for line in paths.recs("mined").read_text().splitlines()}
+    first = lines[test_users[0]]
+    steered = [i for i, why in zip(first["items"], first["interests"], strict=True)
+               if why == "protective gloves for the hands"]
+    assert steered and all(int(i) % 4 == 1 for i in steered)  # the Gloves code
+    assert all("protective gloves for the hands" not in line["interests"] for u, line in lines.items() if u != test_users[0])
+
+
 def test_recommend_stage_mined_source_needs_its_files(tiny_run: Path) -> None:
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend

@@ -64,6 +64,38 @@ def test_recommend_matches_offline_hf_beam_search(server: Server) -> None:
         assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-4)
 
 
+def test_interest_decoding_groups_items_by_interest(server: Server) -> None:
+    """`decoding: interest`: the offline interest-conditioned search's items, each with its interest, and the
+    groups (one per first-level code) partition them."""
+    from genrec.decode.hf_beam import interest_beam_search
+    from genrec.decode.interest_sources import interest_selector
+    from genrec.decode.trie import SidTrie
+    from genrec.model import build_prompt_ids, load_checkpoint
+
+    paths = RunPaths(server.run_dir)
+    model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
+    sid_map = pd.read_parquet(paths.sid_map)
+    trie = SidTrie.from_sid_map(sid_map, tokenizer)
+    sids = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
+    history = ["7", "3", "30", "11"]
+    select_for, _ = interest_selector("codes", 4, 12, server.run_dir, sid_map, tokenizer, [])
+    want = interest_beam_search(model, [build_prompt_ids(tokenizer, info, [sids[i] for i in history])], trie,
+                                num_beams=12, k=8, batch_size=1, select=select_for([""], 8))[0]
+    reply = recommend(server, {"history": history, "k": 8, "decoding": "interest"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["decoding"] == "interest"
+    assert [(i["item_id"], i["interest"]) for i in body["items"]] == [(r.item, r.interest) for r in want]
+    assert [i["score"] for i in body["items"]] == pytest.approx([r.score for r in want], abs=1e-4)
+    assert sorted(i for g in body["groups"] for i in g["items"]) == sorted(i["item_id"] for i in body["items"])
+    assert len(body["groups"]) >= 4 and all(g["interest"] == "c" for g in body["groups"])  # the items' category
+    for group in body["groups"]:
+        assert all(sids[i].startswith(group["code"]) for i in group["items"])
+    assert recommend(server, {"history": history, "k": 8}).json()["groups"] == []  # beam stays the default
+    reply = recommend(server, {"history": history, "k": 3, "decoding": "interest"})
+    assert reply.status_code == 422 and "k >= 4" in reply.text
+
+
 def test_request_interests_explain_history_requests(server: Server) -> None:
     reply = recommend(server, {"history": ["3", "4"], "k": 3, "interests": ["microscopy"]})
     assert reply.status_code == 200, reply.text
