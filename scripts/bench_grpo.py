@@ -79,11 +79,13 @@ def paired_difference(variant: dict[str, float], base: dict[str, float]) -> dict
 
 
 def plot(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """One panel per reward term (plus total reward and KL), one line per GRPO variant."""
+    """One panel per reward term (plus total reward and KL), one line per GRPO variant: its 10-step moving
+    average over the faint per-step values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     keys = [k for k in ("exact_hit", "sid_prefix", "rank_penalty", "invalid_penalty", "interest_reward", "reward", "kl")
             if any(k in c for c in curves.values())]
@@ -91,14 +93,18 @@ def plot(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     for ax, key in zip(axes[0], keys, strict=True):
         for name, c in curves.items():
             if key in c:
-                ax.plot(c["step"], [math.nan if v is None else v for v in c[key]], label=name, linewidth=1)
+                values = [math.nan if v is None else v for v in c[key]]
+                smooth = [float(np.nanmean(values[max(0, i - 9):i + 1])) if not all(map(math.isnan, values[max(0, i - 9):i + 1]))
+                          else math.nan for i in range(len(values))]
+                line, = ax.plot(c["step"], smooth, label=name, linewidth=1.2)
+                ax.plot(c["step"], values, color=line.get_color(), linewidth=0.5, alpha=0.25)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
 
 
 def main() -> None:
