@@ -273,7 +273,6 @@ def main() -> None:
         previous = json.loads(args.out.read_text())
         result["models"], result["beam_width"] = previous["models"], previous["beam_width"]
         result["command"] = f"{previous['command']} && {result['command']}"
-    levels: list[dict] = []
     for kind in kinds:
         run_dir, ckpt, provenance = setups[kind]
         test = pd.read_parquet(RunPaths(run_dir).sequences).query("split == 'test'")
@@ -293,7 +292,6 @@ def main() -> None:
             entry["before"] = f"the vllm engine of the genrec tree {args.before} (AsyncLLM, engine core in a 2nd process)"
         for concurrency in plan:
             level = {e: per_engine[e][str(concurrency)] for e in per_engine if str(concurrency) in per_engine[e]}
-            levels += [level[e] for e in level]
             if {"vllm", "hf"} <= set(level):
                 level["vllm_over_hf_rps"] = round(level["vllm"]["rps"] / level["hf"]["rps"], 2)
             if {"vllm", "vllm_before"} <= set(level):
@@ -308,7 +306,6 @@ def main() -> None:
                 row = {e: per_engine[e][str(sweep_concurrency)] if beams == 20 else measure(
                     run_dir, ckpt, e, beams, {sweep_concurrency: sweep_requests}, log_dir, users, valid,
                     args.threads, args.hf_batch_size)[str(sweep_concurrency)] for e in engines}
-                levels += [row[e] for e in engines] if beams != 20 else []
                 result["beam_width"][str(beams)] = row
                 write_json(args.out, result)
         if args.offline_users:
@@ -317,6 +314,9 @@ def main() -> None:
                                                      args.threads) for e in engines}
             print(f"  offline: {entry['offline_recommend']}", flush=True)
         write_json(args.out, result)
+    levels = [x for m in result["models"].values() for key, lv in m.items() if key[1:].isdigit()
+              for x in lv.values() if isinstance(x, dict)]  # every stored level, --append runs' included
+    levels += [x for beams, lv in result["beam_width"].items() if beams.isdigit() and beams != "20" for x in lv.values()]
     result["totals"] = {"requests": sum(x["requests"] for x in levels), "errors": sum(x["errors"] for x in levels),
                         "min_valid_rate": min(x["valid_rate"] for x in levels)}
     result["load_average_before_after"] = [round(load_before[0], 1), round(os.getloadavg()[0], 1)]
