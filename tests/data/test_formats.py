@@ -1,17 +1,14 @@
 """Dataset readers: every shipped format, counts against SOURCE.md, clear errors for bad files."""
 
 import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from genrec.data import DataConfig, prepare
-from genrec.data.config import DEFAULT_DATA_ROOT
 from genrec.data.formats import DataFormatError
-
-SHARED = DEFAULT_DATA_ROOT
-needs_shared = pytest.mark.skipif(not (SHARED / "beauty").is_dir(), reason=f"{SHARED} not present")
 
 
 def test_embedded_scientific_matches_source_counts() -> None:
@@ -22,25 +19,41 @@ def test_embedded_scientific_matches_source_counts() -> None:
     assert (items["title"] != "").all()
 
 
-@needs_shared
-@pytest.mark.parametrize(("name", "users", "items", "interactions"), [
-    ("beauty", 22363, 12101, 198502), ("sports", 35598, 18357, 296337),
-    ("toys", 19412, 11924, 167597), ("instruments", 24772, 9922, 206153),
-])
-def test_shared_sets_match_source_counts(name: str, users: int, items: int, interactions: int) -> None:
-    item_table, _, counts = prepare(DataConfig(name=name))
-    assert (counts["users"], counts["items"], counts["interactions"]) == (users, items, interactions)
-    if name in {"beauty", "toys"}:
-        assert (item_table["title"] != "").all()
-        assert not item_table["title"].str.contains("&amp;").any()
+def test_s3rec_sequences_with_item_text(tmp_path: Path) -> None:
+    """The S3-Rec layout of beauty/sports/toys: `<Name>.txt.gz` lines `user item item ...`, item text in
+    items.jsonl.gz (HTML entities unescaped, nested categories flattened); user_sequence.txt.gz is ignored."""
+    folder = tmp_path / "beauty_like"
+    folder.mkdir()
+    with gzip.open(folder / "Beauty.txt.gz", "wt") as fh:
+        fh.write("1 1 2 3 4\n2 2 3 4\n3 4 1 2\n")
+    with gzip.open(folder / "user_sequence.txt.gz", "wt") as fh:
+        fh.write("not a sequence file\n")
+    with gzip.open(folder / "items.jsonl.gz", "wt") as fh:
+        for i, title in enumerate(["Nail Lacquer", "Soap &amp; Scrub", "Brush", "Comb"], 1):
+            fh.write(json.dumps({"item_id": i, "title": title, "brand": None,
+                                 "categories": [["Beauty", "Bath"]], "description": None}) + "\n")
+    items, seq, counts = prepare(DataConfig(name="b", path=folder, format="s3rec"))
+    assert (counts["users"], counts["items"], counts["interactions"]) == (3, 4, 10)
+    titles = items.set_index("item_id")["title"]
+    assert titles["2"] == "Soap & Scrub" and not items["title"].str.contains("&amp;").any()
+    test = seq[(seq["split"] == "test") & (seq["user_id"] == "1")].iloc[0]
+    assert list(test["history"]) == ["1", "2", "3"] and test["target"] == "4"
 
 
-@needs_shared
-def test_minionerec_is_evaluation_only() -> None:
-    items, seq, counts = prepare(DataConfig(name="industrial_minionerec"))
-    assert counts["items"] == 3686 and counts["train_rows"] == 0
-    assert (counts["valid_rows"], counts["test_rows"]) == (4532, 4533)
-    assert seq["user_id"].is_unique is False or seq.groupby("split")["user_id"].apply(lambda s: s.is_unique).all()
+def test_minionerec_csvs_are_evaluation_only(tmp_path: Path) -> None:
+    """MiniOneRec ships only valid/test CSVs: no training rows; a user with several rows gets one id per row."""
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "Industrial.item.json").write_text(json.dumps(
+        {str(i): {"title": f"Item {i}", "description": "['a', 'b']"} for i in range(1, 6)}))
+    header = "user_id,history_item_id,item_id\n"
+    (folder / "Industrial.valid.csv").write_text(header + 'u1,"[1, 2]",3\nu2,"[2]",4\n')
+    (folder / "Industrial.test.csv").write_text(header + 'u1,"[1, 2, 3]",4\nu1,"[2, 3, 4]",5\n')
+    items, seq, counts = prepare(DataConfig(name="m", path=folder, format="minionerec"))
+    assert counts["items"] == 5 and counts["train_rows"] == 0
+    assert (counts["valid_rows"], counts["test_rows"]) == (2, 2)
+    assert seq.groupby("split")["user_id"].apply(lambda s: s.is_unique).all()
+    assert items.set_index("item_id").loc["1", "description"] == "a b"
 
 
 def test_generic_format_sorts_by_timestamp(tmp_path: Path) -> None:
