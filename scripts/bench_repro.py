@@ -33,10 +33,13 @@ STAGES = ("data", "baselines", "mine", "label", "embed", "sid", "sft", "grpo", "
 
 @dataclass(frozen=True)
 class Step:
-    """One rung of the ablation ladder: the measured rows (ids, regex) that stand for it, best NDCG@10 wins."""
+    """One rung of the ablation ladder: the measured rows (ids, regex) that stand for it. The row with the best
+    *validation* NDCG@10 wins; where the candidates recorded none, the row matching `default` (the setting the
+    config uses by default) stands for the rung — test metrics never pick a row."""
 
     label: str
     pattern: str
+    default: str | None = None
 
 
 # Row ids are `<results file stem without _dataset>[:<variant>]` or `<run folder>/<system>`.
@@ -48,7 +51,8 @@ LADDER = (
     Step("+ GRPO (rule rewards)", r"^grpo:.*rule"),
     Step("+ interest-aware reward", r"^grpo:.*interest"),
     Step("multi-interest retrieval (GemiRec / ULIM / DMI)", r"^multi\w*(:|$)"),
-    Step("interest-conditioned decoding (a beam group per interest)", r"^interest_decoding:.*interest"),
+    Step("interest-conditioned decoding (a beam group per interest)", r"^interest_decoding:.*interest",
+         default=r"^interest_decoding:hf:interest_codes_m4_score$"),
 )
 # A row's starting point, when its results file scored it too: the SFT model GRPO started from, plain beam search.
 STARTS = ("sft", "beam")
@@ -108,6 +112,21 @@ class Row:
     source: str
     wall_s: float | None = None
     notes: str = ""
+    valid_ndcg10: float | None = None
+
+
+def _valid_ndcg10(variant: dict) -> float | None:
+    """The validation NDCG@10 a benchmark recorded for its chosen checkpoint / setting, if any: the selected
+    merge rule's, else `best_valid_ndcg@10`, else the best point of `valid_curve`."""
+    merge = variant.get("selected_merge")
+    by_merge = variant.get("by_merge", {}).get(merge, {}) if merge else {}
+    for value in (by_merge.get("valid_ndcg@10"), variant.get("best_valid_ndcg@10"), variant.get("valid_ndcg@10")):
+        if isinstance(value, int | float):
+            return float(value)
+    curve = variant.get("valid_curve", [])
+    points = curve.values() if isinstance(curve, dict) else curve  # a list of points, or {step: point}
+    curve = [p["ndcg@10"] for p in points if isinstance(p, dict) and "ndcg@10" in p]
+    return max(curve) if curve else None
 
 
 def _metrics(obj: dict) -> dict[str, float]:
@@ -141,10 +160,11 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
         if measured:
             for name, v in measured.items():
                 rows.append(Row(f"{stem}:{name}", _metrics(v["metrics"]), v.get("test_users", v.get("users")), source,
-                                _wall(v, "total_wall_s", "wall_s", "train_wall_s"), str(v.get("notes", ""))))
+                                _wall(v, "total_wall_s", "wall_s", "train_wall_s"), str(v.get("notes", "")),
+                                _valid_ndcg10(v)))
         elif _metrics(top):
             rows.append(Row(stem, _metrics(top), data.get("users", data.get("test_users")), source,
-                            _wall(data, "wall_s", "total_wall_s"), str(data.get("notes", ""))))
+                            _wall(data, "wall_s", "total_wall_s"), str(data.get("notes", "")), _valid_ndcg10(data)))
         elif not top:  # systems grouped under another key, e.g. {"hf": {variant: metrics}, "vllm": {...}}
             for group, systems in data.items():
                 if isinstance(systems, dict) and not group.startswith("paired"):
@@ -155,7 +175,9 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
             for name, m in top.items():
                 if isinstance(m, dict) and _metrics(m):
                     wall = sum(float(s) for key, s in walls.items() if key.startswith(name)) or None
-                    rows.append(Row(f"{stem}:{name}", _metrics(m), m.get("users", data.get("test_users")), source, wall))
+                    training = data.get("training", {}).get(name, {}) if isinstance(data.get("training"), dict) else {}
+                    rows.append(Row(f"{stem}:{name}", _metrics(m), m.get("users", data.get("test_users")), source, wall,
+                                    valid_ndcg10=_valid_ndcg10(training)))
     return rows
 
 
@@ -187,17 +209,28 @@ def stage_walls(runs: list[Path]) -> dict[str, dict[str, float]]:
     return walls
 
 
+def _pick(step: Step, pool: list[Row]) -> tuple[Row | None, str]:
+    """The row standing for a rung, and how it was chosen (never by a test metric)."""
+    if len(pool) == 1:
+        return pool[0], "only candidate"
+    scored = [r for r in pool if r.valid_ndcg10 is not None]
+    if scored:
+        return max(scored, key=lambda r: r.valid_ndcg10), "best validation NDCG@10"
+    default = next((r for r in pool if step.default and re.search(step.default, r.id)), None)
+    return (default, "the config's default setting") if default else (None, "no validation score to choose by")
+
+
 def ablation(rows: list[Row], full_users: int | None) -> list[dict]:
-    """Each ladder step's best row (by test NDCG@10), preferring rows scored on every test user, then rows
-    whose user count is not stated, then samples; a row from a
-    file that also scored its starting point (a sibling `...:sft` or `...:beam` row) names it in `start`."""
+    """Each ladder step's row chosen by `_pick` among rows scored on every test user (else rows whose user
+    count is not stated, else samples); a row from a file that also scored its starting point (a sibling
+    `...:sft` or `...:beam` row) names it in `start`."""
     steps = []
     for step in LADDER:
         matches = [r for r in rows if re.search(step.pattern, r.id)]
         full = [r for r in matches if full_users is not None and r.users == full_users]
         unknown = [r for r in matches if r.users is None]  # the benchmark did not say: not marked as a sample
         pool = full or unknown or matches
-        best = max(pool, key=lambda r: r.metrics.get("ndcg@10", -1.0), default=None)
+        best, chosen_by = _pick(step, pool)
         siblings = {best.id.rsplit(":", 1)[0] + f":{name}" for name in STARTS} - {best.id} if best and ":" in best.id else set()
         start = next((r for r in rows if r.id in siblings), None)
         steps.append({"step": step.label, "row": best.id if best else None,
@@ -205,6 +238,7 @@ def ablation(rows: list[Row], full_users: int | None) -> list[dict]:
                       "metrics": best.metrics if best else None, "users": best.users if best else None,
                       "source": best.source if best else None,
                       "sample": bool(best and best.users is not None and best.users != full_users),
+                      "chosen_by": chosen_by if matches else None,
                       "candidates": [r.id for r in matches]})
     return steps
 
@@ -243,12 +277,14 @@ def markdown(report: dict) -> str:
     lines = [f"**{report['dataset']}** — test split, full ranking, {users:,} test users "
              f"(`python {report['command']}`, {report['date']}; from `results/repro_{report['dataset']}.json`)" if users
              else f"**{report['dataset']}** — no measured baseline yet", "",
-             "| step | HR@5 | HR@10 | NDCG@5 | NDCG@10 | measured as | users |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| step | HR@5 | HR@10 | NDCG@5 | NDCG@10 | measured as (each rung's row chosen without test metrics) | users |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for step in report["ablation"]:
         where = f"`{step['row']}`" if step["row"] else "not measured"
         scored = "" if step["row"] is None else _users(step["users"])
         if step["sample"]:
             scored += " (sample)"
+        if step.get("chosen_by") and step["row"]:
+            where += f", chosen by {step['chosen_by']}"
         if step.get("start"):
             where += f" (its starting point `{step['start']['row']}`: NDCG@10 {step['start']['ndcg@10']:.4f})"
         lines.append(f"| {step['step']} | {_cells(step['metrics'])} | {where} | {scored} |")
