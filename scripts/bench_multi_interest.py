@@ -128,6 +128,7 @@ def main() -> None:
         _summarise(result)
         write_json(out_path, result)
         return
+    ran: list[str] = []
     for name in args.variants.split(","):
         section = {**VARIANTS[name], **overrides}
         if name == "gemirec_seeded":
@@ -145,7 +146,7 @@ def main() -> None:
         except ValueError as exc:  # e.g. too few items with mined interests to seed the dictionary
             print(f"{name}: skipped ({exc})", flush=True)
             result.setdefault("skipped", {})[name] = str(exc)
-            write_json(out_path, result)
+            _write(out_path, result, ran)
             continue
         wall = time.perf_counter() - start
         row = {"config": multi.model.model_dump(mode="json"), "load_1min_at_start": round(load, 2),
@@ -161,13 +162,27 @@ def main() -> None:
         row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
         _select_merge(row, run_dir, multi.system_name, multi)
         result["variants"][name] = row
+        ran.append(name)
         if name == "gemirec":  # the posterior ablation: same model, codes from the extracted interests
             _no_generation(result, run_dir, multi)
-        _summarise(result)
+            ran.append("gemirec_no_generation")
         result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-        write_json(out_path, result)
+        _write(out_path, result, ran)
         print(name, row["metrics"], f"collapse {row['collapse']} coverage@10 {row['coverage@10']} "
               f"train {row['train_wall_s']}s (best epoch {row['best_epoch']})", flush=True)
+
+
+def _write(out_path: Path, result: dict, ran: list[str]) -> None:
+    """Write this run's variants over the JSON as it is on disk now, so bench processes running other
+    variants of the same dataset at the same time keep each other's rows."""
+    on_disk = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    merged = {**on_disk, **result,
+              "variants": {**on_disk.get("variants", {}), **{n: result["variants"][n] for n in ran}},
+              "skipped": {**on_disk.get("skipped", {}), **result.get("skipped", {})}}
+    if not merged["skipped"]:
+        del merged["skipped"]
+    _summarise(merged)
+    write_json(out_path, merged)
 
 
 def _no_generation(result: dict, run_dir: Path, multi: MultiConfig) -> None:

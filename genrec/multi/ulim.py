@@ -52,7 +52,11 @@ class ULIM(nn.Module):
         return self.item_emb.weight[1:]
 
     def encode(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """History embeddings (+ positions) [B, L, d], mask, history categories [B, L], user state [B, d]."""
+        """History embeddings (+ positions) [B, L, d], mask, history categories [B, L], user state [B, d].
+
+        Left-padding columns that are padding for every row are dropped first (positions count from the end,
+        so the result is unchanged): with `max_len` 256 most batches are far shorter than the longest user."""
+        seq = seq[:, seq.shape[1] - int((seq != PAD).sum(1).max()):]
         mask = seq != PAD
         cats = self.row_category[seq]
         positions = torch.arange(seq.shape[1]) + self.pos.num_embeddings - seq.shape[1]

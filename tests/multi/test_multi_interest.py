@@ -166,6 +166,17 @@ def test_long_histories_reach_back_past_20_without_leaking(tmp_path: Path) -> No
     assert short20.test.histories.shape[1] == 20
 
 
+def test_ulim_ignores_extra_left_padding() -> None:
+    """ULIM drops all-padding columns before encoding; a batch padded to 30 scores as one padded to 5."""
+    items, _, _ = _two_tastes()
+    model = build_model(ULIMConfig(interests=2, max_len=32, **SMALL), _inputs(items)).eval()
+    seq = torch.tensor([[0, 0, 1, 12, 3], [4, 5, 6, 7, 8]])
+    padded = torch.cat([torch.zeros(2, 25, dtype=torch.int64), seq], dim=1)
+    short, long = model.retrieve(seq), model.retrieve(padded)
+    assert torch.allclose(short.scores, long.scores, atol=1e-5)
+    assert torch.allclose(short.weights, long.weights, atol=1e-6)
+
+
 def _write_run(run_dir: Path, items: pd.DataFrame, sequences: pd.DataFrame) -> None:
     (run_dir / "data").mkdir(parents=True)
     items.to_parquet(run_dir / "data" / "items.parquet", index=False)
