@@ -83,13 +83,20 @@ def _scores(run_dir: Path, system: str) -> dict[str, float]:
     return {m: metrics[m] for m in METRICS}
 
 
-def _reference(name: str) -> dict | None:
+def _reference(name: str, users: int | None) -> dict | None:
+    """A reference row from another benchmark JSON; of several variants the best by NDCG@10 among those
+    scored on all `users` test users (a variant scored on a sample, e.g. a smoke run, is no reference)."""
     path = RESULTS / name
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())["metrics"]
-    if all(isinstance(v, dict) for v in metrics.values()):  # several variants: the best by NDCG@10
-        best = max(metrics, key=lambda v: metrics[v]["ndcg@10"])
+    saved = json.loads(path.read_text())
+    metrics = saved["metrics"]
+    if all(isinstance(v, dict) for v in metrics.values()):  # several variants
+        rows = saved.get("variants", {})
+        full = [v for v in metrics if users is None or rows.get(v, {}).get("test_users", users) == users]
+        if not full:
+            return None
+        best = max(full, key=lambda v: metrics[v]["ndcg@10"])
         return {"file": name, "variant": best, "metrics": metrics[best]}
     return {"file": name, "metrics": metrics}
 
@@ -249,10 +256,11 @@ def _summarise(result: dict) -> None:
                               "ndcg@10_off_selected_merge": variants[off]["metrics_selected_merge"]["ndcg@10"]})
             result["ablations"][module] = entry
     dataset = result["dataset"]
+    users = next((v["counts"]["users"] for v in variants.values() if "users" in v.get("counts", {})), None)
     result["references"] = {k: v for k, v in {
-        "sasrec": _reference(f"baseline_sasrec_{dataset}.json"),
-        "mostpop": _reference(f"baseline_mostpop_{dataset}.json"),
-        "best_generative": _reference(f"sft_{dataset}.json"),
+        "sasrec": _reference(f"baseline_sasrec_{dataset}.json", users),
+        "mostpop": _reference(f"baseline_mostpop_{dataset}.json", users),
+        "best_generative": _reference(f"sft_{dataset}.json", users),
     }.items() if v is not None}
 
 
