@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 M = TypeVar("M", bound=BaseModel)
@@ -23,6 +23,26 @@ class StrictModel(BaseModel):
     """Base for every config: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+LearningRate = Annotated[float, Field(gt=0, description="Adam learning rate")]
+Epochs = Annotated[int, Field(ge=1, description="most training epochs")]
+Patience = Annotated[int, Field(ge=1)]
+
+
+class TrainingConfig(StrictModel):
+    """The training schedule SASRec and the multi-interest models share: Adam on mini-batches, validation NDCG@10
+    every `eval_every` epochs, early stopping after `patience` without gain. Each model re-declares `lr`, `epochs`
+    and `patience` with its own defaults (with these types, so the bounds stay) and says what `patience` counts."""
+
+    lr: LearningRate
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(256, ge=1)
+    epochs: Epochs
+    patience: Patience
+    eval_every: int = Field(2, ge=1, description="epochs between validation evaluations")
+    seed: int = 42
+    threads: int = Field(1, ge=1, description="torch threads; 1 avoids thread thrashing on a shared CPU")
 
 
 class ConfigError(ValueError):

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from genrec.config import StrictModel
+from genrec.config import Epochs, LearningRate, Patience, StrictModel, TrainingConfig
 
 
-class SASRecConfig(StrictModel):
+class SASRecConfig(TrainingConfig):
     """SASRec (Kang & McAuley 2018) trained with full-softmax cross-entropy over all items."""
 
     hidden: int = Field(64, ge=8)
@@ -17,14 +17,9 @@ class SASRecConfig(StrictModel):
     heads: int = Field(1, ge=1)
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     max_len: int = Field(20, ge=1, description="history window (the protocol's 20 items)")
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(256, ge=1)
-    epochs: int = Field(200, ge=1)
-    patience: int = Field(10, ge=1, description="epochs without validation NDCG@10 gain before stopping")
-    eval_every: int = Field(2, ge=1)
-    seed: int = 42
-    threads: int = Field(1, ge=1, description="torch threads; 1 avoids thread thrashing on a shared CPU")
+    lr: LearningRate = 1e-3
+    epochs: Epochs = 200
+    patience: Patience = Field(10, description="epochs without validation NDCG@10 gain before stopping")
 
 
 class BaselinesConfig(StrictModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from genrec.config import StrictModel
+from genrec.config import Epochs, LearningRate, Patience, StrictModel, TrainingConfig
 
 MergeRule = Literal["round_robin", "max_score", "weighted"]
 Extractor = Literal["self_attention", "routing"]
@@ -14,7 +14,7 @@ CategorySource = Literal["auto", "metadata", "sid"]
 SeedSource = Literal["none", "auto", "labelled", "mined"]
 
 
-class MultiModelConfig(StrictModel):
+class MultiModelConfig(TrainingConfig):
     """What every multi-interest model shares: the extractor, the item softmax and the training schedule."""
 
     hidden: int = Field(64, ge=8)
@@ -25,14 +25,9 @@ class MultiModelConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     loss: Literal["full", "sampled"] = Field("full", description="softmax over all items, or over uniform negatives")
     negatives: int = Field(1000, ge=1, description="shared uniform negatives per batch (loss=sampled)")
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(256, ge=1)
-    epochs: int = Field(100, ge=1)
-    patience: int = Field(3, ge=1, description="evaluations without validation NDCG@10 gain before stopping")
-    eval_every: int = Field(2, ge=1)
-    seed: int = 42
-    threads: int = Field(1, ge=1, description="torch threads; 1 avoids thread thrashing on a shared CPU")
+    lr: LearningRate = 2e-3
+    epochs: Epochs = 100
+    patience: Patience = Field(3, description="evaluations without validation NDCG@10 gain before stopping")
 
 
 class BaseConfig(MultiModelConfig):
