@@ -27,7 +27,6 @@ from genrec.artifacts import RunPaths, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.eval import evaluate_file
 from genrec.multi import MultiConfig
-from genrec.multi import recommend as multi_recommend
 from genrec.multi.merge import RULES
 from genrec.pipeline import load_run_config, run_pipeline, run_stage
 
@@ -131,7 +130,8 @@ def main() -> None:
     result.setdefault("variants", {})
     if args.rescore:
         for name, row in result["variants"].items():
-            _select_merge(row, run_dir, f"multi_{name}", config.multi)
+            row["by_merge"], _ = _by_merge(MultiConfig(system=f"multi_{name}"), run_dir)
+            _select_merge(row)
         _summarise(result)
         write_json(out_path, result)
         return
@@ -162,12 +162,9 @@ def main() -> None:
                "history": manifest.metrics["history"], "by_merge": {}}
         if name == "gemirec_seeded":
             row["interests_file"] = str(source)
-        for rule in RULES:
-            ranked = multi_recommend(multi.model_copy(update={"merge": rule}), run_dir)
-            row["by_merge"][rule] = {"metrics": _scores(run_dir, multi.system_name),
-                                     "coverage@10": ranked.metrics["coverage@10"]}
+        row["by_merge"], _ = _by_merge(multi, run_dir)
         row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
-        _select_merge(row, run_dir, multi.system_name, multi)
+        _select_merge(row)
         result["variants"][name] = row
         ran.append(name)
         if name == "gemirec":  # the posterior ablation: same model, codes from the extracted interests
@@ -206,32 +203,41 @@ def _no_generation(result: dict, run_dir: Path, multi: MultiConfig) -> None:
     target = model_path(ablated, run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(saved, target)
-    row = {"by_merge": {}, "train_wall_s": 0.0, "note": "gemirec's model, codes = nearest to the extracted interests"}
-    for rule in RULES:
-        ranked = multi_recommend(ablated.model_copy(update={"merge": rule}), run_dir)
-        row["by_merge"][rule] = {"metrics": _scores(run_dir, ablated.system_name), "coverage@10": ranked.metrics["coverage@10"]}
-        if rule == DEFAULT_MERGE:
-            row.update(collapse=ranked.metrics["collapse"], **{"coverage@10": ranked.metrics["coverage@10"]})
-    row["metrics"] = row["by_merge"][DEFAULT_MERGE]["metrics"]
-    _select_merge(row, run_dir, ablated.system_name, ablated)
+    by_merge, collapse = _by_merge(ablated, run_dir)
+    row = {"by_merge": by_merge, "train_wall_s": 0.0, "note": "gemirec's model, codes = nearest to the extracted interests",
+           "collapse": collapse, "coverage@10": by_merge[DEFAULT_MERGE]["coverage@10"],
+           "metrics": by_merge[DEFAULT_MERGE]["metrics"]}
+    _select_merge(row)
     result["variants"]["gemirec_no_generation"] = row
 
 
-def _select_merge(row: dict, run_dir: Path, system: str, multi: MultiConfig | None) -> None:
-    """Validation NDCG@10 of each merge rule (saved model, no training) and the test metrics of the rule that
-    is best on validation: the merge rule is chosen without looking at the test targets."""
+def _by_merge(multi: MultiConfig, run_dir: Path) -> tuple[dict, float]:
+    """Every merge rule's test metrics, test coverage@10 and validation NDCG@10 from the saved model (what
+    `genrec multi recommend` ranks; one retrieval pass per split), and the test users' mean collapse."""
     from genrec.data import load_items, load_sequences
     from genrec.data.tensors import item_index, ndcg_at
+    from genrec.eval.recs import write_recs
     from genrec.multi.data import build_examples
     from genrec.multi.stage import model_path
-    from genrec.multi.train import load_model, retrieve_all
+    from genrec.multi.train import coverage_at, load_model, retrieve_rules
 
-    cfg = (multi or MultiConfig()).model_copy(update={"system": system})
-    model, _, _ = load_model(model_path(cfg, run_dir))
+    model, inputs, _ = load_model(model_path(multi, run_dir))
     split = build_examples(load_sequences(run_dir), item_index(load_items(run_dir)), model.cfg.max_len)
+    test, collapse = retrieve_rules(model, split.test.histories, RULES, multi.k)
+    valid, _ = retrieve_rules(model, split.valid.histories, RULES, 10)
+    rows = {}
     for rule in RULES:
-        top, _ = retrieve_all(model, split.valid.histories, rule, 10)
-        row["by_merge"][rule]["valid_ndcg@10"] = round(ndcg_at(top + 1, split.valid.targets), 6)
+        lists = [[inputs.item_ids[c] for c in row] for row in test[rule].tolist()]
+        write_recs(RunPaths(run_dir).recs(multi.system_name), zip(split.test.users, lists, strict=True))
+        rows[rule] = {"metrics": _scores(run_dir, multi.system_name),
+                      "coverage@10": round(coverage_at(test[rule], inputs.categories), 3),
+                      "valid_ndcg@10": round(ndcg_at(valid[rule] + 1, split.valid.targets), 6)}
+    return rows, round(float(collapse.mean()), 4)
+
+
+def _select_merge(row: dict) -> None:
+    """The test metrics of the merge rule with the best validation NDCG@10: the rule is chosen without looking
+    at the test targets."""
     best = max(RULES, key=lambda r: row["by_merge"][r]["valid_ndcg@10"])
     row["selected_merge"] = best
     row["metrics_selected_merge"] = row["by_merge"][best]["metrics"]

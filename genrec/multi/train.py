@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,17 +49,26 @@ def build_model(cfg: ModelConfig, inputs: ModelInputs) -> nn.Module:
     return MultiInterestBase(n, cfg)
 
 
-@torch.no_grad()
 def retrieve_all(model: nn.Module, histories: torch.Tensor, rule: MergeRule, k: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """[U, k] merged item columns (0-based) and [U] interest collapse (mean pairwise cosine)."""
+    tops, collapse = retrieve_rules(model, histories, (rule,), k)
+    return tops[rule], collapse
+
+
+@torch.no_grad()
+def retrieve_rules(model: nn.Module, histories: torch.Tensor, rules: Sequence[MergeRule], k: int
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Each rule's [U, k] merged item columns from one retrieval pass, and the [U] interest collapse."""
     model.eval()
-    tops, collapse = [], []
+    tops: dict[str, list[torch.Tensor]] = {rule: [] for rule in rules}
+    collapse = []
     for start in range(0, len(histories), EVAL_BATCH):
         out: Retrieval = model.retrieve(histories[start:start + EVAL_BATCH])
-        tops.append(merge(out.scores, out.weights, rule, k))
+        for rule in rules:
+            tops[rule].append(merge(out.scores, out.weights, rule, k))
         collapse.append(pairwise_cosine(out.vectors))
-    return torch.cat(tops), torch.cat(collapse)
+    return {rule: torch.cat(parts) for rule, parts in tops.items()}, torch.cat(collapse)
 
 
 def coverage_at(top: torch.Tensor, categories: torch.Tensor, k: int = 10) -> float:
