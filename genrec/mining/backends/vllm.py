@@ -15,23 +15,24 @@ from genrec.mining.backends.base import Generation, Sampling, batches
 from genrec.mining.config import BackendConfig
 from genrec.mining.prompts import Request
 from genrec.mining.schema import answer_schema
+from genrec.vllm_threads import create_engine, engine_threads
 
 _ENGINES: dict[tuple, Any] = {}
 
 
-def engine(model_path: str, config: BackendConfig) -> Any:
-    """A shared `vllm.LLM` for this model and engine settings."""
+def engine(model_path: str, config: BackendConfig) -> tuple[Any, int]:
+    """A shared `vllm.LLM` for this model and engine settings, and the torch thread count it runs at."""
     key = (model_path, config.enforce_eager, config.block_size, config.max_model_len)
     if key not in _ENGINES:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         from vllm import LLM
 
-        _ENGINES[key] = LLM(model=model_path, dtype="float32", block_size=config.block_size,
-                            enforce_eager=config.enforce_eager, max_model_len=config.max_model_len,
-                            enable_prefix_caching=True, seed=0,
-                            # compact JSON: the engine-level setting is the one xgrammar honours
-                            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
+        _ENGINES[key] = create_engine(lambda: LLM(
+            model=model_path, dtype="float32", block_size=config.block_size, enforce_eager=config.enforce_eager,
+            max_model_len=config.max_model_len, enable_prefix_caching=True, seed=0,
+            # compact JSON: the engine-level setting is the one xgrammar honours
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True}))
     return _ENGINES[key]
 
 
@@ -40,7 +41,7 @@ class VLLMBackend:
 
     def __init__(self, config: BackendConfig, model_path: str):
         self.config, self.model_id = config, model_path
-        self.llm = engine(model_path, config)
+        self.llm, self.threads = engine(model_path, config)
 
     def _params(self, sampling: Sampling) -> Any:
         from vllm import SamplingParams
@@ -54,6 +55,7 @@ class VLLMBackend:
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[tuple[int, Generation]]:
         params = self._params(sampling)
         for chunk in batches(len(requests), self.config.batch_size):
-            outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
+            with engine_threads(self.threads):
+                outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
             for i, out in zip(chunk, outputs, strict=True):
                 yield i, Generation(out.outputs[0].text, len(out.outputs[0].token_ids))
