@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
+from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
 from typer.testing import CliRunner
 
 from genrec.artifacts import RunPaths
@@ -17,22 +17,12 @@ from genrec.cli import app
 from genrec.config import ConfigError
 from genrec.decode import RecommendConfig
 from genrec.decode import inputs as recommend_inputs
-from genrec.model import ModelConfig, ScratchConfig, build_model, codes_to_sid, save_checkpoint, sid_vocabulary
+from genrec.model import ScratchConfig
 from genrec.pipeline import load_run_config
 from genrec.report import sample_recommendations
 
 N_ITEMS, N_USERS = 30, 10
-
-
-def _checkpoint(sid_map: pd.DataFrame, seed: int, path: Path) -> None:
-    """An untrained float32 scratch model with random weights (different seeds rank differently)."""
-    config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64))
-    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 0.5)
-    save_checkpoint(model, tokenizer, info, path)
+SCRATCH = ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64)
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +36,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     meta = {str(i): {"title": f"item {i}", "description": "", "brand": "b", "categories": "c"} for i in range(N_ITEMS)}
     (folder / "Tiny.item.json").write_text(json.dumps(meta))
     paths = RunPaths(root / "run")
-    codes = [[i % 5, (i // 5) % 3, i // 15] for i in range(N_ITEMS)]
-    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "codes": codes,
-                            "sid": [codes_to_sid(c) for c in codes]})
-    paths.sid_map.parent.mkdir(parents=True)
-    sid_map.to_parquet(paths.sid_map, index=False)
-    rows = [("user", "3", "field chemistry", 0.9, 1), ("user", "3", "rejected interest", 0.2, 0),
-            ("user", "3", "lab safety", 0.7, 1)] + [("item", str(i), f"use of item {i}", 0.8, 1) for i in range(N_ITEMS)]
-    labelled = pd.DataFrame([{"kind": k, "entity_id": e, "interest": i, "evidence": "", "reasoning": "",
-                              "models": ["test"], "agreement": 1, "prompt_hash": "p", "score": s, "label": lab,
-                              "threshold": 0.5} for k, e, i, s, lab in rows])
-    paths.interests_labelled.parent.mkdir(parents=True)
-    labelled.to_parquet(paths.interests_labelled, index=False)
-    _checkpoint(sid_map, 0, paths.sft_ckpt)
-    _checkpoint(sid_map, 1, paths.grpo_ckpt)
+    sid_map = write_sid_map(paths, [(i % 5, (i // 5) % 3, i // 15) for i in range(N_ITEMS)])
+    write_labelled_interests(paths, [("user", "3", "field chemistry", 0.9, 1), ("user", "3", "rejected interest", 0.2, 0),
+                                     ("user", "3", "lab safety", 0.7, 1)]
+                             + [("item", str(i), f"use of item {i}", 0.8, 1) for i in range(N_ITEMS)])
+    # different seeds rank differently
+    save_random_checkpoint(sid_map, paths.sft_ckpt, SCRATCH, seed=0, std=0.5)
+    save_random_checkpoint(sid_map, paths.grpo_ckpt, SCRATCH, seed=1, std=0.5)
     return folder, paths.root
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import interest_beam_search, root_logprobs
@@ -143,12 +144,9 @@ def test_code_labels_and_mined_interest_mapping() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder (data, SID map, curated user interests, item embeddings, a scratch checkpoint)."""
-    from safetensors.numpy import save_file
-
+    """A run folder (data, SID map, a scratch checkpoint)."""
     from genrec.data import DataConfig
     from genrec.data import run as prepare_data
-    from genrec.model import save_checkpoint
 
     root = tmp_path_factory.mktemp("idec")
     folder, run_dir = root / "dataset", root / "run"
@@ -160,18 +158,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                     for i in range(40)}))
     prepare_data(DataConfig(path=folder), run_dir)
     paths = RunPaths(run_dir)
-    codes = [(i % 4, (i // 4) % 5, i // 20) for i in range(40)]
-    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(40)], "codes": [list(c) for c in codes],
-                            "sid": [codes_to_sid(c) for c in codes]})
-    paths.sid_map.parent.mkdir()
-    sid_map.to_parquet(paths.sid_map, index=False)
-    config = ModelConfig(scratch=ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64))
-    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 0.4)
-    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
+    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64), seed=1)
     return run_dir
 
 
@@ -211,10 +199,8 @@ def test_recommend_stage_mined_interests_steer_groups(tiny_run: Path, tmp_path: 
     paths.item_emb.parent.mkdir()
     save_file({"text": text}, str(paths.item_emb), metadata={"item_ids": json.dumps(list(items["item_id"]))})
     test_users = list(pd.read_parquet(paths.sequences).query("split == 'test'")["user_id"])
-    rows = [("user", test_users[0], "protective gloves for the hands", 0.9, 1), ("user", test_users[0], "noise", 0.1, 0)]
-    paths.interests_labelled.parent.mkdir()
-    pd.DataFrame([{"kind": k, "entity_id": e, "interest": i, "score": sc, "label": lab} for k, e, i, sc, lab in rows]
-                 ).to_parquet(paths.interests_labelled)
+    write_labelled_interests(paths, [("user", test_users[0], "protective gloves for the hands", 0.9, 1),
+                                     ("user", test_users[0], "noise", 0.1, 0)])
     config = RecommendConfig(system="mined", num_beams=20, k=10, decoding="interest", interest_source="mined",
                              num_interests=2, threads=1)
     manifest = recommend(config, run_dir)

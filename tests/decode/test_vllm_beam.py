@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
+from tiny_runs import random_sid_map, save_random_checkpoint
 
 from genrec.artifacts import RunPaths
 from genrec.data import DataConfig
 from genrec.data import run as prepare_data
 from genrec.decode.trie import SidTrie
 from genrec.decode.vllm_beam import MAX_IDS_PER_REQUEST, Beam, advance, finish, plan_step
-from genrec.model import ModelConfig, ScratchConfig, build_model, build_prompt_ids, codes_to_sid, load_checkpoint
-from genrec.model import save_checkpoint, sid_vocabulary
+from genrec.model import ScratchConfig, build_prompt_ids, load_checkpoint
 
 
 def toy_trie() -> SidTrie:
@@ -60,18 +59,9 @@ def test_finish_rejects_incomplete_beams() -> None:
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """A float32 scratch checkpoint over 300 items whose root level has 140 codes (> 128)."""
-    rng = random.Random(0)
-    codes: set[tuple[int, int, int]] = set()
-    while len(codes) < 300:
-        codes.add((rng.randrange(140), rng.randrange(8), rng.randrange(4)))
-    sid_map = pd.DataFrame({"item_id": [str(n) for n in range(300)], "sid": [codes_to_sid(c) for c in sorted(codes)]})
-    config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
-    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(0)
-    with torch.no_grad():  # a peaked random model, so beams are well separated (no float ties)
-        for param in model.parameters():
-            param.normal_(0.0, 0.4)
-    path = save_checkpoint(model, tokenizer, info, tmp_path_factory.mktemp("ckpt") / "ckpt")
+    sid_map = random_sid_map(random.Random(0), 300, (140, 8, 4))
+    path = save_random_checkpoint(sid_map, tmp_path_factory.mktemp("ckpt") / "ckpt",
+                                  ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
     return path, sid_map
 
 

@@ -7,13 +7,12 @@ import os
 import random
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+from tiny_runs import random_sid_map, save_random_checkpoint
 
 from genrec.decode.trie import SidTrie
-from genrec.model import ModelConfig, ScratchConfig, build_model, build_prompt_ids, codes_to_sid, save_checkpoint
-from genrec.model import sid_vocabulary
+from genrec.model import ScratchConfig, build_prompt_ids
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -37,17 +36,9 @@ def online(tmp_path_factory: pytest.TempPathFactory):
     from genrec.model.checkpoint import load_info
 
     rng = random.Random(3)
-    codes: set[tuple[int, int, int]] = set()
-    while len(codes) < 200:
-        codes.add((rng.randrange(30), rng.randrange(8), rng.randrange(4)))
-    sid_map = pd.DataFrame({"item_id": [str(n) for n in range(200)], "sid": [codes_to_sid(c) for c in sorted(codes)]})
-    model, tokenizer, info = build_model(ModelConfig(kind="scratch", scratch=ScratchConfig(
-        hidden=64, layers=2, heads=2, intermediate=128)), sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(0)
-    with torch.no_grad():  # peaked, so beams are well separated
-        for param in model.parameters():
-            param.normal_(0.0, 0.4)
-    path = save_checkpoint(model, tokenizer, info, tmp_path_factory.mktemp("online") / "ckpt")
+    sid_map = random_sid_map(rng, 200, (30, 8, 4))
+    path = save_random_checkpoint(sid_map, tmp_path_factory.mktemp("online") / "ckpt",
+                                  ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
     tokenizer, info = AutoTokenizer.from_pretrained(path), load_info(path)
     prompts = [build_prompt_ids(tokenizer, info, rng.sample(list(sid_map["sid"]), rng.randint(1, 10)))
                for _ in range(16)]

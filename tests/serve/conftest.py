@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
-import torch
+from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
 
 from genrec.artifacts import RunPaths
 from genrec.data import DataConfig
 from genrec.data import run as prepare_data
-from genrec.model import ModelConfig, ScratchConfig, build_model, codes_to_sid, save_checkpoint, sid_vocabulary
+from genrec.model import ScratchConfig
 
 N_ITEMS, N_USERS = 40, 12
 API_KEY = "test-key-123"
@@ -40,27 +39,10 @@ def build_run(run_dir: Path) -> Path:
     prepare_data(DataConfig(path=folder), run_dir)
 
     paths = RunPaths(run_dir)
-    codes = [[i % 5, (i // 5) % 4, i // 20] for i in range(N_ITEMS)]
-    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "codes": codes,
-                            "sid": [codes_to_sid(c) for c in codes]})
-    paths.sid_map.parent.mkdir(parents=True)
-    sid_map.to_parquet(paths.sid_map, index=False)
-
-    rows = [("user", "0", "field chemistry", 0.9, 1), ("user", "0", "not kept", 0.2, 0),
-            ("user", "0", "lab safety", 0.7, 1), ("item", "3", "precise measuring", 0.8, 1)]
-    labelled = pd.DataFrame([{"kind": k, "entity_id": e, "interest": i, "evidence": "", "reasoning": "",
-                              "models": ["test"], "agreement": 1, "prompt_hash": "p", "score": s, "label": lab,
-                              "threshold": 0.5} for k, e, i, s, lab in rows])
-    paths.interests_labelled.parent.mkdir(parents=True)
-    labelled.to_parquet(paths.interests_labelled, index=False)
-
-    config = ModelConfig(kind="scratch", scratch=ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
-    model, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 0.4)
-    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    sid_map = write_sid_map(paths, [(i % 5, (i // 5) % 4, i // 20) for i in range(N_ITEMS)])
+    write_labelled_interests(paths, [("user", "0", "field chemistry", 0.9, 1), ("user", "0", "not kept", 0.2, 0),
+                                     ("user", "0", "lab safety", 0.7, 1), ("item", "3", "precise measuring", 0.8, 1)])
+    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
     return run_dir
 
 

@@ -1,0 +1,55 @@
+"""Parts of the tiny run folders that decoding, serving and report tests build: a SID map, curated interests
+and a random scratch checkpoint (importable from any test: pytest puts tests/ on the path for its conftest)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from genrec.artifacts import RunPaths
+from genrec.model import ModelConfig, ScratchConfig, build_model, codes_to_sid, save_checkpoint, sid_vocabulary
+
+Labelled = tuple[str, str, str, float, int]  # kind ("user" or "item"), entity id, interest, score, label
+
+
+def write_sid_map(paths: RunPaths, codes: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """Item `str(i)` gets the SID of `codes[i]`; the map is written where the run keeps it, and returned."""
+    sid_map = pd.DataFrame({"item_id": [str(i) for i in range(len(codes))], "codes": [list(c) for c in codes],
+                            "sid": [codes_to_sid(c) for c in codes]})
+    paths.sid_map.parent.mkdir(parents=True, exist_ok=True)
+    sid_map.to_parquet(paths.sid_map, index=False)
+    return sid_map
+
+
+def random_sid_map(rng: random.Random, n_items: int, sizes: tuple[int, int, int]) -> pd.DataFrame:
+    """`n_items` distinct random 3-level SIDs (level l's code below `sizes[l]`) for items "0", "1", ..."""
+    codes: set[tuple[int, ...]] = set()
+    while len(codes) < n_items:
+        codes.add(tuple(rng.randrange(size) for size in sizes))
+    return pd.DataFrame({"item_id": [str(n) for n in range(n_items)], "sid": [codes_to_sid(c) for c in sorted(codes)]})
+
+
+def write_labelled_interests(paths: RunPaths, rows: Iterable[Labelled]) -> None:
+    """Curated interests as the label stage writes them (every column, one mining model, threshold 0.5)."""
+    labelled = pd.DataFrame([{"kind": kind, "entity_id": entity, "interest": interest, "evidence": "",
+                              "reasoning": "", "models": ["test"], "agreement": 1, "prompt_hash": "p", "score": score,
+                              "label": label, "threshold": 0.5} for kind, entity, interest, score, label in rows])
+    paths.interests_labelled.parent.mkdir(parents=True, exist_ok=True)
+    labelled.to_parquet(paths.interests_labelled, index=False)
+
+
+def save_random_checkpoint(sid_map: pd.DataFrame, path: Path, scratch: ScratchConfig, seed: int = 0,
+                           std: float = 0.4) -> Path:
+    """An untrained float32 scratch model over the map's SIDs with N(0, std) weights: peaked enough that beams
+    (and models of different seeds) are well apart. Returns the checkpoint folder."""
+    model, tokenizer, info = build_model(ModelConfig(kind="scratch", scratch=scratch),
+                                         sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, std)
+    return save_checkpoint(model, tokenizer, info, path)
