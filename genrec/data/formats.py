@@ -33,9 +33,9 @@ class RawDataset:
     samples: list[dict] = field(default_factory=list)
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, error: type[ValueError] = DataFormatError):
     if not path.is_file():
-        raise DataFormatError(f"{path}: file not found")
+        raise error(f"{path}: file not found")
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
@@ -47,17 +47,19 @@ def _load_json(path: Path) -> object:
             raise DataFormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open_text(path) as fh:
+def iter_json_objects(path: Path, error: type[ValueError] = DataFormatError) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file (gzip if `.gz`); a missing file, invalid JSON
+    or a line that is not an object raises `error` naming the file and line (dataset readers, recs.jsonl)."""
+    with _open_text(path, error) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+                raise error(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
-                raise DataFormatError(f"{path}: line {lineno}: expected a JSON object")
+                raise error(f"{path}: line {lineno}: expected a JSON object")
             yield lineno, obj
 
 
@@ -132,7 +134,7 @@ def read_s3rec(folder: Path) -> RawDataset:
     meta_rows = []
     meta_path = folder / "items.jsonl.gz"
     if meta_path.is_file():
-        meta_rows = [obj for _, obj in _iter_jsonl(meta_path)]
+        meta_rows = [obj for _, obj in iter_json_objects(meta_path)]
     return RawDataset(sequences, _item_frame(meta_rows, item_ids))
 
 
@@ -208,7 +210,7 @@ def read_generic(interactions: Path, item_meta: Path | None) -> RawDataset:
     item_ids = _sorted_ids(set(frame["item_id"]))
     meta_rows = []
     if item_meta is not None:
-        for lineno, obj in _iter_jsonl(item_meta):
+        for lineno, obj in iter_json_objects(item_meta):
             if "item_id" not in obj:
                 raise DataFormatError(f"{item_meta}: line {lineno}: missing 'item_id'")
             meta_rows.append(obj)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from genrec.artifacts import atomic_output
+from genrec.data.formats import iter_json_objects
 
 MIN_ITEMS = 10
 
@@ -34,27 +35,18 @@ def write_recs(path: Path, recs: Iterable[tuple[str, Sequence[str]]], extra: Map
 def read_recs(path: Path, known_items: set[str] | None = None, min_items: int = MIN_ITEMS) -> dict[str, list[str]]:
     """Read and validate recs.jsonl, naming the file and line of the first problem."""
     path = Path(path)
-    if not path.is_file():
-        raise RecsFormatError(f"{path}: file not found")
     recs: dict[str, list[str]] = {}
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecsFormatError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "user" not in obj or not isinstance(obj.get("items"), list):
-                raise RecsFormatError(f'{path}: line {lineno}: expected {{"user": ..., "items": [...]}}')
-            user, items = str(obj["user"]), [str(i) for i in obj["items"]]
-            if user in recs:
-                raise RecsFormatError(f"{path}: line {lineno}: user {user!r} appears twice")
-            if len(items) < min_items:
-                raise RecsFormatError(f"{path}: line {lineno}: user {user!r} has {len(items)} items, need >= {min_items}")
-            if known_items is not None:
-                unknown = [i for i in items if i not in known_items]
-                if unknown:
-                    raise RecsFormatError(f"{path}: line {lineno}: unknown item id {unknown[0]!r}")
-            recs[user] = items
+    for lineno, obj in iter_json_objects(path, RecsFormatError):
+        if "user" not in obj or not isinstance(obj.get("items"), list):
+            raise RecsFormatError(f'{path}: line {lineno}: expected {{"user": ..., "items": [...]}}')
+        user, items = str(obj["user"]), [str(i) for i in obj["items"]]
+        if user in recs:
+            raise RecsFormatError(f"{path}: line {lineno}: user {user!r} appears twice")
+        if len(items) < min_items:
+            raise RecsFormatError(f"{path}: line {lineno}: user {user!r} has {len(items)} items, need >= {min_items}")
+        if known_items is not None:
+            unknown = [i for i in items if i not in known_items]
+            if unknown:
+                raise RecsFormatError(f"{path}: line {lineno}: unknown item id {unknown[0]!r}")
+        recs[user] = items
     return recs
