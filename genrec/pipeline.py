@@ -70,8 +70,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("sid", "genrec.sid"),
     Stage("sft", "genrec.train.sft"),
     Stage("grpo", "genrec.train.grpo"),
+    Stage("multi", "genrec.multi"),  # before recommend: recommend.interest_source=gemirec reads its model
     Stage("recommend", "genrec.decode"),
-    Stage("multi", "genrec.multi"),
     Stage("eval", "genrec.eval"),
 )
 

@@ -9,7 +9,10 @@ Speed is the stage's users/s (search only), HF and vLLM on the same first --vllm
 vLLM lists are checked against HF's).
 
     nice -n 15 python scripts/bench_interest_decoding.py --dataset scientific
-        (run folder runs/idec_<dataset>: data/, sid/, sft/ckpt, embed/ [, label/ for the mined source])
+        (run folder runs/idec_<dataset>: data/, sid/, sft/ckpt, embed/ [, label/ for the mined source]
+         [, multi/multi_gemirec/model.pt for the gemirec source])
+    --section NAME stores the run under that key of the existing JSON (another checkpoint's side-by-side)
+    instead of replacing the file's top-level rows.
 """
 
 from __future__ import annotations
@@ -111,6 +114,13 @@ def users_with_interests(run_dir: Path, result: dict, breadth: Breadth) -> dict:
     return out
 
 
+def save(out: Path, result: dict, section: str | None) -> None:
+    """The whole file, or (with a section) this run under its key beside the file's other entries."""
+    if section:
+        result = {**(json.loads(out.read_text()) if out.is_file() else {}), section: result}
+    write_json(out, result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="scientific")
@@ -118,13 +128,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=0, help="HF runs: first N test users (0 = all)")
     parser.add_argument("--vllm-users", type=int, default=1024, help="vLLM runs: first N test users (0 = skip)")
     parser.add_argument("--variants", default="codes:4:score,codes:8:score,codes:8:interleave,mined:4:score",
-                        help="interest decoding variants source:m:order (mined is skipped when the run has no label/)")
+                        help="interest decoding variants source:m:order, source codes|mined|gemirec (mined is "
+                             "skipped when the run has no label/)")
+    parser.add_argument("--section", default=None,
+                        help="write this run under this key of the existing JSON, keeping every other entry")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-beam", action="store_true", help="keep the plain-beam rows already in the JSON")
     parser.add_argument("--speed-only", action="store_true", help="keep every HF row in the JSON; redo the speed runs")
     args = parser.parse_args()
     run_dir = (args.run or REPO_ROOT / "runs" / f"idec_{args.dataset}").resolve()
     out = RESULTS / f"interest_decoding_{args.dataset}.json"
+    if args.section and (args.speed_only or args.skip_beam):
+        parser.error("--section writes a fresh side-by-side; it does not combine with --speed-only / --skip-beam")
     specs = [v.split(":") for v in args.variants.split(",")]
     if any(src == "mined" for src, _, _ in specs) and not RunPaths(run_dir).interests_labelled.is_file():
         print(f"no {RunPaths(run_dir).interests_labelled}: mined source skipped", flush=True)
@@ -160,10 +175,11 @@ def main() -> None:
         if decoding == "interest":
             row.update(interest_source=source, num_interests=m, interest_order=order,
                        interests_per_list_top10=interests_per_list(path))
-            row.update({k: stage[k] for k in ("users_with_interests", "interest_texts") if k in stage})
+            row.update({k: stage[k] for k in ("users_with_interests", "interest_texts", "interest_model",
+                                              "dictionary_codes") if k in stage})
         result["hf"][name] = row
         print(name, json.dumps(row), flush=True)
-        write_json(out, result)
+        save(out, result, args.section)
     if args.vllm_users:  # speed on both engines over the same users; vLLM lists checked against HF's
         for name, decoding, source, m, order in variants[:2]:  # plain beam and the first interest variant
             row = {}
@@ -179,13 +195,13 @@ def main() -> None:
                        vllm_over_hf=round(row["vllm"]["users_per_s"] / row["hf"]["users_per_s"], 2))
             result["speed"][name] = row
             print("speed", name, json.dumps(row), flush=True)
-            write_json(out, result)
+            save(out, result, args.section)
     mined = [name for name, *_ in variants if "_mined_" in name]
     if mined:  # most users have no curated interests (their lists equal the codes source's): compare on those who do
         result["users_with_curated_interests"] = users_with_interests(run_dir, result, breadth)
     result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    write_json(out, result)
-    print(f"-> {out}")
+    save(out, result, args.section)
+    print(f"-> {out}" + (f" [{args.section}]" if args.section else ""))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ beam = constrained_beam_search(model, prompts, trie, 20, 20, 32)
 variants = {"beam": {u: [i for i, _ in r] for u, r in zip(users, beam)}}
 chosen = {}
 for name, sel in (("interest_codes_m4_score", codes_for), ("interest_mined_m4_score", mined_for)):
-    recs = interest_beam_search(model, prompts, trie, 20, 20, 32, sel(users, 20))
+    recs = interest_beam_search(model, prompts, trie, 20, 20, 32, sel(users, list(test.history), 20))
     variants[name] = {u: [r.item for r in rs] for u, rs in zip(users, recs)}
     chosen[name] = {u: sorted({r.code for r in rs}) for u, rs in zip(users, recs)}
 breadth = Breadth(run.root)

@@ -36,10 +36,15 @@ class RecommendConfig(StrictModel):
     decoding: Literal["beam", "interest"] = Field(
         "beam", description="beam: one constrained beam search; interest: one beam group per predicted interest "
                             "(a first-level SID code), beams and slots split by its probability, merged")
-    interest_source: Literal["codes", "mined"] = Field(
+    interest_source: Literal["codes", "mined", "gemirec"] = Field(
         "codes", description="decoding=interest: codes = the decoder's most probable first-level codes; mined = the "
                              "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
-                             "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes")
+                             "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes; "
+                             "gemirec = the next dictionary interests of the run's GemiRec (interest_model), each "
+                             "mapped to the first-level code of the items it retrieves")
+    interest_model: str = Field(
+        "multi_gemirec", min_length=1, description="interest_source=gemirec: the multi system whose model "
+                                                   "(multi/<interest_model>/model.pt, from `genrec multi train`) predicts")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
     interest_order: Literal["score", "interleave"] = Field(
         "score", description="decoding=interest: order the merged list by score, or interleave the interests so "

@@ -12,10 +12,13 @@ Interest sources (`select` functions):
 - `top_codes`: the decoder's own first-step distribution (category-first, as in ULIM's cascade);
 - `MinedInterestCodes`: the user's curated deep interests (mined text), each mapped to the code whose items
   its text embedding is closest to; the decoder's top codes fill the remaining slots.
+- `dictionary_picks`: GemiRec's posterior over its interest dictionary, each predicted dictionary code mapped
+  to the first-level code most of its retrieved items carry.
 When the chosen codes hold fewer than k items, the decoder's next codes join (`CodeSpace.fill`), so lists
 are never short for lack of items.
-Either way a group's probability is the decoder's probability of its code, renormalised over the user's
-chosen codes, and an item's score stays log p(full SID | prompt), comparable across groups.
+A group's probability is its pick's `logp` renormalised over the user's picks: the decoder's log-probability
+of the code for the first two sources (and for codes that fill up), log(posterior x share) for GemiRec's.
+An item's score stays log p(full SID | prompt), comparable across groups.
 
 The engines (`hf_beam`, `vllm_beam`) supply the first-step log-probs and run the groups; planning and
 merging live here, so both engines split and merge identically.
@@ -27,11 +30,22 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
-Chosen = list[tuple[int, str, int]]  # (first-level code token, interest text, items under the code), best first
+
+class Pick(NamedTuple):
+    """One chosen interest: a first-level code token, the interest's text, the items under the code and the
+    interest's log-probability (renormalised over a user's picks into the group's weight)."""
+
+    code: int
+    text: str
+    size: int
+    logp: float
+
+
+Chosen = list[Pick]  # a user's interests, best first
 Select = Callable[[Sequence[dict[int, float]]], list[Chosen]]  # root log-probs per prompt -> chosen interests
 
 
@@ -100,20 +114,20 @@ def check_interest_args(num_beams: int, k: int, m: int) -> None:
 
 
 def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
-    """The beam groups of every request: weights = the decoder's probabilities of the chosen codes, renormalised."""
+    """The beam groups of every request: weights = the picks' probabilities renormalised over the request's
+    picks; each group's beams start from the decoder's log-probability of its code."""
     groups = []
     for request, (picks, logprobs) in enumerate(zip(chosen, root, strict=True)):
         if not picks:
             raise ValueError(f"request {request}: no interest chosen")
-        scores = [logprobs[code] for code, _, _ in picks]
-        top = max(scores)
-        weights = [math.exp(s - top) for s in scores]
+        top = max(p.logp for p in picks)
+        weights = [math.exp(p.logp - top) for p in picks]
         weights = [w / sum(weights) for w in weights]
-        sizes = [size for _, _, size in picks]
+        sizes = [p.size for p in picks]
         beams = allocate(num_beams, weights, minimum=2, caps=sizes)
         quota = allocate(k, weights, caps=[min(b, n) for b, n in zip(beams, sizes, strict=True)])
-        groups += [Group(request, text, w, (code,), s, b, q)
-                   for (code, text, _), s, w, b, q in zip(picks, scores, weights, beams, quota, strict=True)]
+        groups += [Group(request, p.text, w, (p.code,), logprobs[p.code], b, q)
+                   for p, w, b, q in zip(picks, weights, beams, quota, strict=True)]
     return groups
 
 
@@ -191,28 +205,29 @@ class CodeSpace:
     k: int
     max_groups: int
 
-    def fill(self, picks: Chosen, ranked: Sequence[int], m: int) -> Chosen:
-        """Top `picks` up with the decoder's next best codes until there are m interests whose codes hold at
-        least k items (small codes would leave the list short), within `max_groups`."""
-        picks, have = list(picks), {c for c, _, _ in picks}
-        for code in ranked:
-            if len(picks) >= self.max_groups or (len(picks) >= m and sum(n for _, _, n in picks) >= self.k):
+    def pick(self, code: int, logp: float, text: str | None = None) -> Pick:
+        """A code as an interest, named by its items' category unless a text is given."""
+        return Pick(code, text if text is not None else self.labels.get(code, str(code)), self.sizes[code], logp)
+
+    def fill(self, picks: Chosen, logprobs: dict[int, float], m: int) -> Chosen:
+        """Top `picks` up with the decoder's next best codes (weighted by the decoder's probability) until
+        there are m interests whose codes hold at least k items (small codes would leave the list short),
+        within `max_groups`."""
+        picks, have = list(picks), {p.code for p in picks}
+        for code in sorted(logprobs, key=lambda c: -logprobs[c]):
+            if len(picks) >= self.max_groups or (len(picks) >= m and sum(p.size for p in picks) >= self.k):
                 break
             if code not in have:
-                picks.append((code, self.labels.get(code, str(code)), self.sizes[code]))
+                picks.append(self.pick(code, logprobs[code]))
                 have.add(code)
         return picks
-
-
-def ranked_codes(logprobs: dict[int, float]) -> list[int]:
-    return sorted(logprobs, key=lambda c: -logprobs[c])
 
 
 def top_codes(m: int, space: CodeSpace) -> Select:
     """Source (a): the decoder's m most probable first-level codes, named by their items' category."""
 
     def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
-        return [space.fill([], ranked_codes(lp), m) for lp in root]
+        return [space.fill([], lp, m) for lp in root]
 
     return select
 
@@ -249,8 +264,45 @@ class MinedInterestCodes:
                     code = self.code_of(text)
                     if code in named or len(named) < self.m:
                         named.setdefault(code, []).append(text)
-                picks = [(code, "; ".join(t), self.space.sizes[code]) for code, t in named.items()]
-                chosen.append(self.space.fill(picks, ranked_codes(lp), self.m))
+                picks = [self.space.pick(code, lp[code], "; ".join(t)) for code, t in named.items()]
+                chosen.append(self.space.fill(picks, lp, self.m))
             return chosen
 
         return select
+
+
+@dataclass(frozen=True)
+class DictionaryInterest:
+    """One of a user's predicted dictionary interests (GemiRec): its posterior probability and the first-level
+    codes of the items it retrieves (code token -> share of those items)."""
+
+    prob: float
+    shares: dict[int, float]
+
+
+def dictionary_picks(predicted: Sequence[DictionaryInterest], logprobs: dict[int, float], m: int,
+                     space: CodeSpace) -> Chosen:
+    """Source (c) for one user: walk the dictionary interests in posterior order; each lands on the first-level
+    code most of its retrieved items carry (ties: the smaller token) with probability posterior x share;
+    interests landing on the same code add up; at most m codes, the most probable first, topped up by the
+    decoder (`CodeSpace.fill`)."""
+    weight: dict[int, float] = {}
+    for interest in predicted:
+        if not interest.shares:
+            continue
+        code = max(sorted(interest.shares), key=lambda c: interest.shares[c])
+        if code in weight or len(weight) < m:
+            weight[code] = weight.get(code, 0.0) + interest.prob * interest.shares[code]
+    picks = [space.pick(code, math.log(w)) for code, w in sorted(weight.items(), key=lambda cw: -cw[1]) if w > 0]
+    return space.fill(picks, logprobs, m)
+
+
+def dictionary_codes(m: int, space: CodeSpace, predicted: Sequence[Sequence[DictionaryInterest]]) -> Select:
+    """The `select` of a batch of prompts whose users have these predicted dictionary interests."""
+
+    def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
+        if len(root) != len(predicted):
+            raise ValueError(f"{len(root)} prompts but dictionary interests for {len(predicted)} users")
+        return [dictionary_picks(p, lp, m, space) for p, lp in zip(predicted, root, strict=True)]
+
+    return select

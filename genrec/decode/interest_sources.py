@@ -4,22 +4,27 @@
 `mined`: the users' curated interests (`label/interests_labelled.parquet`, label 1), mapped to codes through
 the item text embeddings of `embed/item_emb.safetensors` (a code's vector = mean of its items' vectors) and
 the same sentence encoder for the interest texts.
+`gemirec`: a trained GemiRec of the same run (`multi/<interest_model>/model.pt`) reads each user's history as the
+decoder sees it and predicts the next dictionary interests; each maps to the first-level codes of the items its
+refined interest vector retrieves (`GemiRecInterests`, `dictionary_picks`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from genrec.artifacts import RunPaths
-from genrec.decode.interest import CodeSpace, MinedInterestCodes, Select, code_labels, top_codes
+from genrec.decode.interest import (CodeSpace, DictionaryInterest, MinedInterestCodes, Select, code_labels,
+                                    dictionary_codes, top_codes)
 
-SelectFor = Callable[[Sequence[str], int], Select]  # (the users of a batch in prompt order, k) -> their `select`
+# (a batch's users and their histories as the decoder sees them, in prompt order; k) -> the batch's `select`
+SelectFor = Callable[[Sequence[str], Sequence[Sequence[str]], int], Select]
 
 
 def first_codes(sid_map: pd.DataFrame, tokenizer) -> dict[str, int]:
@@ -29,10 +34,74 @@ def first_codes(sid_map: pd.DataFrame, tokenizer) -> dict[str, int]:
     return {str(i): sid_token_ids(tokenizer, sid)[0] for i, sid in zip(sid_map["item_id"], sid_map["sid"], strict=True)}
 
 
-def source_inputs(source: str, run_dir: Path) -> list[Path]:
-    """Files a source reads (for the stage's input hashes)."""
+def gemirec_model_path(run_dir: Path, system: str) -> Path:
+    """The model `genrec multi train` saved for multi system `system` (genrec.multi.stage.model_path); a
+    missing one fails here, naming the command that makes it."""
+    path = RunPaths(Path(run_dir)).stage_dir("multi") / system / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"interest_source=gemirec needs {path}: run `genrec multi train` with "
+                                f"multi.model.model=gemirec and multi.system={system} first")
+    return path
+
+
+def source_inputs(source: str, run_dir: Path, interest_model: str = "multi_gemirec") -> list[Path]:
+    """Files a source reads (for the stage's input hashes); gemirec's model must exist."""
     paths = RunPaths(Path(run_dir))
+    if source == "gemirec":
+        return [gemirec_model_path(run_dir, interest_model)]
     return [paths.interests_labelled, paths.item_emb] if source == "mined" else []
+
+
+class GemiRecInterests:
+    """A trained GemiRec predicting users' next dictionary interests from the histories the decoder sees.
+
+    Per user: the posterior's `walk` most probable dictionary codes; each code, refined by GemiRec's attention
+    read of the history, scores the catalogue, and the first-level SID codes of its top `top_items` items
+    give the interest's shares. Histories are the prompts' (the recommend stage's test-row histories, or a
+    request's), so no target is read; a history without a known item gets no dictionary interest.
+    """
+
+    def __init__(self, path: Path, first: Mapping[str, int], walk: int) -> None:
+        import torch
+
+        from genrec.multi.gemirec import GemiRec
+        from genrec.multi.train import load_model
+
+        model, inputs, _ = load_model(Path(path))
+        if not isinstance(model, GemiRec) or not model.cfg.generative:
+            raise ValueError(f"{path} is not a GemiRec with a generative posterior (multi.model.model=gemirec, "
+                             "dictionary and generative on)")
+        self.model = model
+        self.walk = min(walk, model.codebook.shape[0])
+        self.row = {item: n + 1 for n, item in enumerate(inputs.item_ids)}
+        self.column_code = torch.tensor([first.get(item, -1) for item in inputs.item_ids], dtype=torch.int64)
+
+    def __call__(self, histories: Sequence[Sequence[str]], top_items: int) -> list[list[DictionaryInterest]]:
+        """Each history's dictionary interests, most probable first."""
+        import torch
+
+        from genrec.data.tensors import left_pad
+
+        max_len = self.model.cfg.max_len
+        rows = [[self.row[i] for i in history if i in self.row][-max_len:] for history in histories]
+        known = [n for n, r in enumerate(rows) if r]
+        out: list[list[DictionaryInterest]] = [[] for _ in histories]
+        if not known:
+            return out
+        model = self.model
+        with torch.no_grad():
+            seq = left_pad([rows[n] for n in known], max(len(rows[n]) for n in known))
+            h, mask = model.history(seq)
+            probs = torch.softmax(model.posterior(model.extractor(h, mask), h), dim=-1)
+            top_probs, codes = probs.topk(self.walk, dim=-1)
+            scores = model.code_vectors(h, mask, codes) @ model.items.T  # [B, walk, items]
+            scores[..., self.column_code < 0] = -torch.inf  # items outside the decoder's catalogue
+            firsts = self.column_code[scores.topk(min(top_items, int((self.column_code >= 0).sum())), dim=-1).indices]
+        for n, user_probs, user_firsts in zip(known, top_probs.tolist(), firsts.tolist(), strict=True):
+            for prob, retrieved in zip(user_probs, user_firsts, strict=True):
+                counts = Counter(retrieved)
+                out[n].append(DictionaryInterest(prob, {c: counts[c] / len(retrieved) for c in sorted(counts)}))
+        return out
 
 
 def item_text_vectors(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, str | None]:
@@ -53,9 +122,10 @@ def item_text_vectors(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, 
 
 
 def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_map: pd.DataFrame, tokenizer,
-                      users: Sequence[str], threads: int = 1) -> tuple[SelectFor, dict[str, float]]:
+                      users: Sequence[str], threads: int = 1,
+                      interest_model: str = "multi_gemirec") -> tuple[SelectFor, dict[str, float]]:
     """The `select` factory of a source over the catalogue in `sid_map` (m interests and num_beams beams a
-    user; the list length k comes with each batch), and counts to report."""
+    user; the list length k comes with each batch), and counts to report; `users`: who will be served."""
     from genrec.data import load_items
 
     items = load_items(run_dir)
@@ -67,9 +137,13 @@ def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_ma
         return CodeSpace(labels, sizes, k, num_beams // 2)
 
     if source == "codes":
-        return (lambda _users, k: top_codes(m, space(k))), {"codes": len(labels)}
+        return (lambda _users, _histories, k: top_codes(m, space(k))), {"codes": len(labels)}
+    if source == "gemirec":
+        predict = GemiRecInterests(gemirec_model_path(run_dir, interest_model), first, walk=4 * m)
+        return (lambda _users, histories, k: dictionary_codes(m, space(k), predict(histories, k))), {
+            "codes": len(labels), "dictionary_codes": int(predict.model.codebook.shape[0])}
     if source != "mined":
-        raise ValueError(f"unknown interest_source {source!r} (codes or mined)")
+        raise ValueError(f"unknown interest_source {source!r} (codes, mined or gemirec)")
     from genrec.embed.encode import encode, load_encoder
     from genrec.model.sources import user_interests
 
@@ -86,5 +160,5 @@ def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_ma
     encoded = encode(load_encoder(encoder, 128, threads), texts, 64, "interest texts") if texts else np.zeros((0, 1))
     vectors_of = dict(zip(texts, encoded, strict=True))
     counts = {"codes": len(labels), "users_with_interests": len(curated), "interest_texts": len(texts)}
-    return (lambda batch, k: MinedInterestCodes(m, space(k), codes, centroids, vectors_of).for_users(
+    return (lambda batch, _histories, k: MinedInterestCodes(m, space(k), codes, centroids, vectors_of).for_users(
         [curated.get(u, []) for u in batch])), counts

@@ -33,7 +33,7 @@ def inputs(config: RecommendConfig, run_dir: Path) -> list[Path]:
     if config.decoding == "interest":
         from genrec.decode.interest_sources import source_inputs
 
-        needed += source_inputs(config.interest_source, run_dir)
+        needed += source_inputs(config.interest_source, run_dir, config.interest_model)
     return needed + [paths.interests_labelled] if any(map(_uses_interests, ckpts)) else needed
 
 
@@ -73,7 +73,8 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
                                 titles=[titles.get(i, "") for i in h])
                for u, h in zip(users, test["history"], strict=True)]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
-    search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, users)
+    histories = {u: [str(i) for i in h] for u, h in zip(users, test["history"], strict=True)}
+    search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, histories)
     ranked: dict[str, list[tuple[str, float]]] = {}
     explained: dict[str, list[str]] = {}
     start = time.perf_counter()
@@ -99,9 +100,10 @@ Searcher = Callable[[list[list[int]], list[str]], tuple[list[list[tuple[str, flo
 
 
 def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, tokenizer, sid_map,
-              users: list[str]) -> tuple[Searcher, dict]:
+              histories: dict[str, list[str]]) -> tuple[Searcher, dict]:
     """(prompts, their users) -> (ranked items with scores, the interest of each item or None), per the
-    configured engine and decoding; plus the interest source's counts for the manifest."""
+    configured engine and decoding; plus the interest source's counts for the manifest. `histories`: every
+    user's history as in their prompt (what an interest source may read)."""
     from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
 
     if config.engine == "vllm":
@@ -121,15 +123,17 @@ def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, t
 
     catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
     select_for, counts = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
-                                           catalogue, tokenizer, users, config.threads)
+                                           catalogue, tokenizer, list(histories), config.threads, config.interest_model)
 
     def grouped(prompts: list[list[int]], batch: list[str]):
-        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select_for(batch, config.k),
-                        order=config.interest_order)
+        select = select_for(batch, [histories[u] for u in batch], config.k)
+        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select, order=config.interest_order)
         return [[(r.item, r.score) for r in rs] for rs in recs], [[r.interest for r in rs] for rs in recs]
 
     counts = dict(interest_source=config.interest_source, num_interests=config.num_interests,
                   interest_order=config.interest_order, **counts)
+    if config.interest_source == "gemirec":
+        counts["interest_model"] = config.interest_model
     return grouped, counts
 
 

@@ -99,7 +99,7 @@ class ServeState:
     engine: Engine
     metrics: Metrics
     api_key: str | None
-    select_for: Any = None  # decoding=interest: (users, k) -> select (genrec.decode.interest_sources)
+    select_for: Any = None  # decoding=interest: (users, histories, k) -> select (genrec.decode.interest_sources)
 
     def prompt(self, history: list[str], interests: list[str] | None) -> list[int]:
         from genrec.model import build_prompt_ids
@@ -130,7 +130,8 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
     engine = build_engine(config.engine, checkpoint, trie, hf_batch_size=config.hf_batch_size,
                           enforce_eager=config.enforce_eager, max_model_len=config.max_model_len)
     select_for, _ = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
-                                      sid_map, tokenizer, list(catalog.histories), config.threads or 1)
+                                      sid_map, tokenizer, list(catalog.histories), config.threads or 1,
+                                      config.interest_model)
     return ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,
                       metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None,
                       select_for=select_for)
@@ -199,7 +200,7 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
                 if req.k < m:
                     raise HTTPException(422, f"decoding=interest needs k >= {m} (one item per interest), got {req.k}")
                 recs = await serve.engine.search_interest(prompt, serve.config.num_beams, req.k,
-                                                          serve.select_for([req.user_id or ""], req.k))
+                                                          serve.select_for([req.user_id or ""], [history], req.k))
                 ranked, why = [(r.item, r.score) for r in recs], [r.interest for r in recs]
                 for r in recs:
                     code = serve.tokenizer.convert_ids_to_tokens(r.code)

@@ -32,9 +32,12 @@ class ServeConfig(StrictModel):
     decoding: Literal["beam", "interest"] = Field(
         "beam", description="default of a request's `decoding`: beam search, or one beam group per predicted "
                             "interest (items grouped by interest in the response)")
-    interest_source: Literal["codes", "mined"] = Field(
-        "codes", description="decoding=interest: the decoder's top first-level codes, or the user's curated "
-                             "interests mapped to codes (needs label/ and embed/ in the run)")
+    interest_source: Literal["codes", "mined", "gemirec"] = Field(
+        "codes", description="decoding=interest: the decoder's top first-level codes, the user's curated "
+                             "interests mapped to codes (needs label/ and embed/ in the run), or the next "
+                             "dictionary interests the run's GemiRec predicts from the request's history")
+    interest_model: str = Field("multi_gemirec", min_length=1,
+                                description="interest_source=gemirec: the multi system whose model.pt predicts")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per request")
     max_model_len: int | None = Field(None, ge=32, description="vllm engine: longest prompt + SID in tokens "
                                                                "(default: the checkpoint's limit)")

@@ -16,8 +16,8 @@ from tiny_runs import save_random_checkpoint, write_labelled_interests, write_si
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import interest_beam_search, root_logprobs
-from genrec.decode.interest import (CodeSpace, Group, MinedInterestCodes, allocate, check_interest_args, code_labels,
-                                    merge, plan_groups, top_codes)
+from genrec.decode.interest import (CodeSpace, DictionaryInterest, Group, MinedInterestCodes, Pick, allocate,
+                                    check_interest_args, code_labels, dictionary_picks, merge, plan_groups, top_codes)
 from genrec.decode.trie import SidTrie
 from genrec.model.build import build_model
 from genrec.model.config import ModelConfig, ScratchConfig
@@ -68,9 +68,12 @@ def test_allocate_gives_each_group_its_minimum_and_the_rest_by_weight() -> None:
 
 def test_plan_and_merge() -> None:
     root = [{7: np.log(0.6), 8: np.log(0.2), 9: np.log(0.2)}]
-    groups = plan_groups([[(7, "tapes", 50), (8, "gloves", 50)]], root, num_beams=10, k=4)
+    groups = plan_groups([[Pick(7, "tapes", 50, root[0][7]), Pick(8, "gloves", 50, root[0][8])]], root, num_beams=10, k=4)
     assert [(g.interest, g.prefix, g.beams, g.quota) for g in groups] == [("tapes", (7,), 7, 3), ("gloves", (8,), 3, 1)]
     assert [g.weight for g in groups] == pytest.approx([0.75, 0.25])
+    # a source's own probabilities (e.g. GemiRec's posterior) set the weights; beams still start from the decoder
+    own = plan_groups([[Pick(8, "gloves", 50, np.log(0.5)), Pick(7, "tapes", 50, np.log(0.5))]], root, 10, 4)
+    assert [(g.weight, g.beams, g.quota, g.prefix_score) for g in own] == [(0.5, 5, 2, root[0][8]), (0.5, 5, 2, root[0][7])]
     results = [[("a", -1.0), ("b", -2.0), ("c", -3.0), ("d", -9.0)], [("e", -4.0), ("f", -2.5)]]
     merged = merge(groups, results, 1, k=4)[0]
     # each group's quota (tapes 3, gloves 1) is filled first, so f (-2.5) loses to c (-3); then by score
@@ -133,10 +136,10 @@ def test_code_labels_and_mined_interest_mapping() -> None:
     assert mapper.code_of("sticky things") == 7 and mapper.code_of("hand safety") == 8
     root = [{7: -2.0, 8: -0.5, 9: -0.1, 10: -0.05}] * 3
     chosen = mapper.for_users([["hand safety", "sticky things"], ["sticky things", "adhesives"], []])(root)
-    assert chosen[0] == [(8, "hand safety", 5), (7, "sticky things", 5)]
+    assert chosen[0] == [(8, "hand safety", 5, -0.5), (7, "sticky things", 5, -2.0)]  # weighted by the decoder
     # topped up with the decoder's best codes until the codes hold k=10 items: 10 holds only one
-    assert chosen[1] == [(7, "sticky things; adhesives", 5), (10, "10", 1), (9, "9", 5)]
-    assert chosen[2] == [(10, "10", 1), (9, "9", 5), (8, "Gloves", 5)]  # no interests: the decoder's codes (max 3)
+    assert chosen[1] == [(7, "sticky things; adhesives", 5, -2.0), (10, "10", 1, -0.05), (9, "9", 5, -0.1)]
+    assert chosen[2] == [(10, "10", 1, -0.05), (9, "9", 5, -0.1), (8, "Gloves", 5, -0.5)]  # no interests: decoder's (max 3)
     assert top_codes(1, space)(root[:1]) == chosen[2:]
     with pytest.raises(ValueError, match="2 prompts but interests for 3 users"):
         mapper.for_users([[], [], []])(root[:2])
@@ -222,3 +225,98 @@ def test_recommend_stage_mined_source_needs_its_files(tiny_run: Path) -> None:
         recommend(config, tiny_run)
     with pytest.raises(ValueError, match="num_interests"):
         RecommendConfig(decoding="interest", num_interests=11, k=10)
+
+
+def test_dictionary_picks_follow_the_posterior() -> None:
+    """GemiRec's dictionary interests: each lands on its retrieved items' main first-level code, probability
+    posterior x share, interests on one code add up, at most m codes, the most probable first."""
+    space = CodeSpace({7: "Tapes", 8: "Gloves", 9: "Meters", 10: "Glue"}, {7: 5, 8: 5, 9: 5, 10: 1}, k=10, max_groups=4)
+    root = {7: -2.0, 8: -0.5, 9: -0.1, 10: -0.05}
+    predicted = [DictionaryInterest(0.5, {7: 0.75, 8: 0.25}), DictionaryInterest(0.3, {8: 1.0}),
+                 DictionaryInterest(0.15, {7: 0.5, 9: 0.5}),  # a tie: the smaller code token
+                 DictionaryInterest(0.05, {10: 1.0})]
+    picks = dictionary_picks(predicted, root, 2, space)
+    assert [(p.code, p.text, p.size) for p in picks] == [(7, "Tapes", 5), (8, "Gloves", 5)]
+    assert [p.logp for p in picks] == pytest.approx([np.log(0.5 * 0.75 + 0.15 * 0.5), np.log(0.3)])
+    assert [p.code for p in dictionary_picks(predicted, root, 3, space)] == [7, 8, 10]
+    assert [p.code for p in dictionary_picks([DictionaryInterest(0.2, {8: 1.0}), DictionaryInterest(0.7, {9: 1.0})],
+                                             root, 2, space)] == [9, 8]  # ordered by probability, not walk order
+    # no history known to GemiRec: the decoder's codes; too few items under the picks: the decoder tops them up
+    assert dictionary_picks([], root, 2, space) == top_codes(2, space)([root])[0]
+    small = dictionary_picks([DictionaryInterest(0.9, {10: 1.0})], root, 1, space)
+    assert [(p.code, p.logp) for p in small] == [(10, pytest.approx(np.log(0.9))), (9, -0.1), (8, -0.5)]  # 1+5+5 >= k
+
+
+@pytest.fixture(scope="module")
+def gemirec_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_run plus a GemiRec trained by the multi stage (`multi/multi_gemirec/model.pt`)."""
+    import shutil
+
+    from genrec.multi import MultiConfig
+    from genrec.multi import run as train_multi
+    from genrec.multi.config import GemiRecConfig
+
+    run_dir = tmp_path_factory.mktemp("idec_gemirec") / "run"
+    shutil.copytree(tiny_run, run_dir)
+    cfg = GemiRecConfig(hidden=16, interests=2, dictionary_size=6, dropout=0.0, batch_size=8, lr=1e-2, epochs=4,
+                        eval_every=2, threads=1)
+    train_multi(MultiConfig(model=cfg, k=10), run_dir)
+    return run_dir
+
+
+def test_gemirec_interests_are_the_posterior_of_the_prompt_history(gemirec_run: Path) -> None:
+    """Per history: the posterior's most probable dictionary codes in order, each with shares over valid
+    first-level codes; a history of unknown items gets none; the same history gives the same answer."""
+    from genrec.decode.interest_sources import GemiRecInterests, first_codes, gemirec_model_path
+    from genrec.model.checkpoint import load_checkpoint
+    from genrec.multi.train import load_model
+
+    paths = RunPaths(gemirec_run)
+    _, tokenizer, _ = load_checkpoint(paths.sft_ckpt)
+    first = first_codes(pd.read_parquet(paths.sid_map), tokenizer)
+    path = gemirec_model_path(gemirec_run, "multi_gemirec")
+    model, inputs, _ = load_model(path)
+    ids = inputs.item_ids  # the catalogue GemiRec was trained on (rows 1..N)
+    predict = GemiRecInterests(path, first, walk=4)
+    got = predict([ids[:3], ids[5:6], ["no such item"], ids[:3]], top_items=5)
+    with torch.no_grad():
+        h, mask = model.history(torch.tensor([[1, 2, 3]]))
+        posterior = torch.softmax(model.posterior(model.extractor(h, mask), h), -1)[0]
+    assert [i.prob for i in got[0]] == pytest.approx(sorted(posterior.tolist(), reverse=True)[:4], abs=1e-6)
+    assert got[2] == [] and got[3] == got[0] and len(got[1]) == 4
+    valid = set(first.values())
+    for interest in got[0] + got[1]:
+        assert set(interest.shares) <= valid and sum(interest.shares.values()) == pytest.approx(1.0)
+        assert all(share * 5 == pytest.approx(round(share * 5)) for share in interest.shares.values())  # of 5 items
+
+
+def test_recommend_stage_gemirec_interests(gemirec_run: Path) -> None:
+    """interest_source=gemirec end to end: m groups per user, each confined to a valid first-level code and
+    named by its items' category; the same run twice gives the same lists."""
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    names = ["Tapes", "Gloves", "Meters", "Glue"]
+    lines = []
+    for system in ("gemirec_a", "gemirec_b"):
+        config = RecommendConfig(system=system, num_beams=20, k=10, decoding="interest", interest_source="gemirec",
+                                 num_interests=3, threads=1)
+        manifest = recommend(config, gemirec_run)
+        assert manifest.metrics["interest_model"] == "multi_gemirec" and manifest.metrics["dictionary_codes"] == 6
+        assert any(p.endswith("multi/multi_gemirec/model.pt") for p in manifest.inputs)
+        lines.append([json.loads(line) for line in RunPaths(gemirec_run).recs(system).read_text().splitlines()])
+    assert [(a["items"], a["interests"]) for a in lines[0]] == [(b["items"], b["interests"]) for b in lines[1]]
+    for line in lines[0]:
+        assert len(line["items"]) == 10 and len(set(line["items"])) == 10
+        assert len(set(line["interests"])) == 3
+        assert all(names[int(i) % 4] == why for i, why in zip(line["items"], line["interests"], strict=True))
+
+
+def test_recommend_stage_gemirec_needs_its_model(tiny_run: Path) -> None:
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    config = RecommendConfig(system="idec_gemirec", num_beams=20, k=10, decoding="interest", interest_source="gemirec",
+                             interest_model="my_gemirec", threads=1)
+    with pytest.raises(FileNotFoundError, match=r"multi/my_gemirec/model.pt.*genrec multi train.*multi.system=my_gemirec"):
+        recommend(config, tiny_run)

@@ -80,7 +80,7 @@ def test_interest_decoding_groups_items_by_interest(server: Server) -> None:
     history = ["7", "3", "30", "11"]
     select_for, _ = interest_selector("codes", 4, 12, server.run_dir, sid_map, tokenizer, [])
     want = interest_beam_search(model, [build_prompt_ids(tokenizer, info, [sids[i] for i in history])], trie,
-                                num_beams=12, k=8, batch_size=1, select=select_for([""], 8))[0]
+                                num_beams=12, k=8, batch_size=1, select=select_for([""], [history], 8))[0]
     reply = recommend(server, {"history": history, "k": 8, "decoding": "interest"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
