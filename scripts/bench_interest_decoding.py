@@ -101,6 +101,27 @@ def covered_metrics(recs: dict[str, list[str]], run_dir: Path) -> dict[str, floa
     return {k: round(v, 4) for k, v in topk_metrics(recs, targets).items()}
 
 
+def target_code_in_list(recs: dict[str, list[str]], run_dir: Path, breadth: Breadth) -> float:
+    """Share of users whose test target's first-level SID code is among their list's codes (for interest
+    decoding: among the interests that got a slot) - how well the interests predict the target's category."""
+    from genrec.eval.stage import targets_for
+
+    targets = targets_for(run_dir, "test")
+    hits = [breadth.code[targets[u]] in {breadth.code[i] for i in items} for u, items in recs.items()]
+    return round(float(np.mean(hits)), 4)
+
+
+def rescore(out: Path, section: str | None, run_dir: Path, breadth: Breadth, command: str) -> None:
+    """Recompute every HF row's accuracy (over the covered users) and target-code share from its recs.jsonl."""
+    data = json.loads(out.read_text())
+    result = data[section] if section else data
+    for name, row in result["hf"].items():
+        recs = read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}"))
+        row.update(covered_metrics(recs, run_dir), target_code_in_list=target_code_in_list(recs, run_dir, breadth))
+    result["command"] = f"{result['command']} && {command}"
+    save(out, result, section)
+
+
 def interests_per_list(path: Path, k: int = 10) -> float:
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     return round(float(np.mean([len(set(line["interests"][:k])) for line in lines])), 3) if lines else 0.0
@@ -143,6 +164,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-beam", action="store_true", help="keep the plain-beam rows already in the JSON")
     parser.add_argument("--speed-only", action="store_true", help="keep every HF row in the JSON; redo the speed runs")
+    parser.add_argument("--rescore", action="store_true", help="only re-score the HF rows in the JSON (or --section) "
+                                                               "from their recs.jsonl")
     args = parser.parse_args()
     run_dir = (args.run or REPO_ROOT / "runs" / f"idec_{args.dataset}").resolve()
     out = RESULTS / f"interest_decoding_{args.dataset}.json"
@@ -155,7 +178,11 @@ def main() -> None:
     variants = [("beam", "beam", "codes", 0, "score")]
     variants += [(f"interest_{src}_m{m}_{order}", "interest", src, int(m), order) for src, m, order in specs]
     breadth = Breadth(run_dir)
-    result = {"command": " ".join([f"nice -n {os.nice(0)} python", *sys.argv]), "machine": machine_description(),
+    command = " ".join([f"nice -n {os.nice(0)} python", *sys.argv])
+    if args.rescore:
+        rescore(out, args.section, run_dir, breadth, command)
+        return
+    result = {"command": command, "machine": machine_description(),
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": args.dataset,
               "run": str(run_dir), "checkpoint": str(RunPaths(run_dir).sft_ckpt.resolve()), "num_beams": 20, "k": 20,
               "threads": args.threads, "load_average_1min_at_start": round(os.getloadavg()[0], 2),
@@ -177,7 +204,7 @@ def main() -> None:
                           m or 4, order)
         path = RunPaths(run_dir).recs(f"idec_hf_{name}")
         recs = read_recs(path)
-        row = {**covered_metrics(recs, run_dir),
+        row = {**covered_metrics(recs, run_dir), "target_code_in_list": target_code_in_list(recs, run_dir, breadth),
                **breadth(recs), "users": len(recs), "users_per_s": stage["users_per_s"],
                "search_wall_s": stage["search_wall_s"], "decoding": decoding}
         if decoding == "interest":

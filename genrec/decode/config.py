@@ -43,8 +43,9 @@ class RecommendConfig(StrictModel):
                              "gemirec = the next dictionary interests of the run's GemiRec (interest_model), each "
                              "mapped to the first-level code of the items it retrieves")
     interest_model: str = Field(
-        "multi_gemirec", min_length=1, description="interest_source=gemirec: the multi system whose model "
-                                                   "(multi/<interest_model>/model.pt, from `genrec multi train`) predicts")
+        "multi_gemirec", min_length=1,
+        description="interest_source=gemirec: the multi system whose model (multi/<interest_model>/model.pt, from "
+                    "`genrec multi train`) predicts")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
     interest_order: Literal["score", "interleave"] = Field(
         "score", description="decoding=interest: order the merged list by score, or interleave the interests so "

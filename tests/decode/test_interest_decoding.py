@@ -68,12 +68,14 @@ def test_allocate_gives_each_group_its_minimum_and_the_rest_by_weight() -> None:
 
 def test_plan_and_merge() -> None:
     root = [{7: np.log(0.6), 8: np.log(0.2), 9: np.log(0.2)}]
-    groups = plan_groups([[Pick(7, "tapes", 50, root[0][7]), Pick(8, "gloves", 50, root[0][8])]], root, num_beams=10, k=4)
+    picks = [Pick(7, "tapes", 50, root[0][7]), Pick(8, "gloves", 50, root[0][8])]  # the decoder's probabilities
+    groups = plan_groups([picks], root, num_beams=10, k=4)
     assert [(g.interest, g.prefix, g.beams, g.quota) for g in groups] == [("tapes", (7,), 7, 3), ("gloves", (8,), 3, 1)]
     assert [g.weight for g in groups] == pytest.approx([0.75, 0.25])
     # a source's own probabilities (e.g. GemiRec's posterior) set the weights; beams still start from the decoder
     own = plan_groups([[Pick(8, "gloves", 50, np.log(0.5)), Pick(7, "tapes", 50, np.log(0.5))]], root, 10, 4)
-    assert [(g.weight, g.beams, g.quota, g.prefix_score) for g in own] == [(0.5, 5, 2, root[0][8]), (0.5, 5, 2, root[0][7])]
+    assert [(g.weight, g.beams, g.quota, g.prefix_score) for g in own] == [(0.5, 5, 2, root[0][8]),
+                                                                           (0.5, 5, 2, root[0][7])]
     results = [[("a", -1.0), ("b", -2.0), ("c", -3.0), ("d", -9.0)], [("e", -4.0), ("f", -2.5)]]
     merged = merge(groups, results, 1, k=4)[0]
     # each group's quota (tapes 3, gloves 1) is filled first, so f (-2.5) loses to c (-3); then by score
@@ -318,5 +320,6 @@ def test_recommend_stage_gemirec_needs_its_model(tiny_run: Path) -> None:
 
     config = RecommendConfig(system="idec_gemirec", num_beams=20, k=10, decoding="interest", interest_source="gemirec",
                              interest_model="my_gemirec", threads=1)
-    with pytest.raises(FileNotFoundError, match=r"multi/my_gemirec/model.pt.*genrec multi train.*multi.system=my_gemirec"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"multi/my_gemirec/model.pt.*genrec multi train.*multi.system=my_gemirec"):
         recommend(config, tiny_run)
