@@ -189,12 +189,16 @@ class VllmBeamSearch:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path, trie: Trie, **kwargs: Any) -> VllmBeamSearch:
-        """Start an in-process engine on an HF checkpoint folder (kwargs go to `engine_kwargs`)."""
+        """Start an in-process engine on an HF checkpoint folder (kwargs go to `engine_kwargs`); torch's thread
+        count and `torch.set_num_threads` stay the caller's (`genrec.vllm_threads.create_engine`)."""
         configure_cpu_env()
         _init_openmp_threads()
         from vllm import LLM
 
-        return cls(LLM(**engine_kwargs(checkpoint, **kwargs)), trie)
+        from genrec.vllm_threads import create_engine
+
+        llm, _ = create_engine(lambda: LLM(**engine_kwargs(checkpoint, **kwargs)))
+        return cls(llm, trie)
 
     def search(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int,
                batch_size: int = 256) -> list[list[tuple[str, float]]]:

