@@ -43,6 +43,8 @@ def results(tmp_path: Path) -> Path:
     write_json(folder / "sft_toy.json", {"variants": {
         "scratch:text": {"metrics": m(0.03), "test_users": USERS, "total_wall_s": 100.0, "valid_curve": curve},
         "scratch:textbig": {"metrics": m(0.09), "test_users": 10, "valid_curve": curve},  # better, but a sample
+        # better on test but worse on validation: validation picks the rung's row, never the test metrics
+        "scratch:textlong": {"metrics": m(0.035), "test_users": USERS, "best_valid_ndcg@10": 0.02},
         "scratch:interest": {"metrics": m(0.04), "test_users": USERS, "valid_curve": curve}}})
     write_json(folder / "grpo_toy.json", {
         "metrics": {"sft": m(0.03) | {"users": USERS}, "grpo_rules": m(0.035) | {"users": USERS}},
@@ -50,7 +52,8 @@ def results(tmp_path: Path) -> Path:
         "training": {"grpo_rules": {"reward_curves": {"step": [1, 2], "exact_hit": [0.0, 0.1], "kl": [0.0, 0.01],
                                                       "interest_reward": [None, 0.5]}}}})
     write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
-                                                              "interest_codes_m2": m(0.025) | {"users": USERS}},
+                                                              "interest_codes_m4_score": m(0.025) | {"users": USERS},
+                                                              "interest_codes_m8_interleave": m(0.03) | {"users": USERS}},
                                                        "speed": {"beam": {"hf": {"users_per_s": 3.0}}}})
     write_json(folder / "multi_interest_toy.json", {"variants": {"gemirec": {"metrics": m(0.04),  # users not stated
                                                                                     "metrics_selected_merge": m(0.045)}},
@@ -81,8 +84,10 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     steps = {s["step"]: s for s in report["ablation"]}
     assert report["test_users"] == USERS
     assert steps["MostPop"]["row"] == "baseline_mostpop"
-    # the best text-only variant scored on every test user wins over a better score on a 10-user sample
-    assert steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]["row"] == "sft:scratch:text"
+    # the text-only variant with the best validation NDCG@10 among those scored on every test user wins over a
+    # better test score (scratch:textlong) and over a better score on a 10-user sample
+    text = steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]
+    assert (text["row"], text["chosen_by"]) == ("sft:scratch:text", "best validation NDCG@10")
     assert steps["+ interest-enriched SIDs"]["row"] == "sft:scratch:interest"
     assert steps["+ GRPO (rule rewards)"]["row"] == "grpo:grpo_rules"
     assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo:sft", "ndcg@10": 0.03}
@@ -92,7 +97,9 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert multi["metrics"]["ndcg@10"] == 0.045  # the merge rule chosen on validation
     assert steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]["sample"] is False
     decoding = steps["interest-conditioned decoding (a beam group per interest)"]
-    assert decoding["row"] == "interest_decoding:hf:interest_codes_m2"
+    # no validation score recorded: the config's default setting (m=4, by score) stands for the rung
+    assert (decoding["row"], decoding["chosen_by"]) == ("interest_decoding:hf:interest_codes_m4_score",
+                                                        "the config's default setting")
     assert decoding["start"] == {"row": "interest_decoding:hf:beam", "ndcg@10": 0.02}
     assert not any(rid.startswith("interest_decoding:speed") for rid in report["metrics"])
     assert steps["+ interest-aware reward"]["row"] is None
@@ -117,7 +124,7 @@ def test_update_benchmarks_replaces_only_its_block(results: Path, run: Path, tmp
     repro.main()
     text = bench.read_text()
     assert "old table" not in text and text.startswith("# Benchmarks\nintro\n") and text.endswith("## Other\nkept\n")
-    assert "| MostPop | 0.0200 | 0.0300 | 0.0090 | 0.0100 | `baseline_mostpop` | 100 |" in text
+    assert "| MostPop | 0.0200 | 0.0300 | 0.0090 | 0.0100 | `baseline_mostpop`, chosen by only candidate | 100 |" in text
     assert "| + interest-aware reward | – | – | – | – | not measured |  |" in text
     assert json.loads(out.read_text())["dataset"] == "toy"
 
