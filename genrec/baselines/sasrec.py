@@ -135,7 +135,7 @@ def _fingerprint(cfg: SASRecConfig, item_ids: np.ndarray, windows: torch.Tensor)
     training trajectory (not `threads`, nor the schedule bounds `epochs` / `patience`, which may be changed
     to extend or cut short a resumed run)."""
     config = cfg.model_dump(exclude={"threads", "epochs", "patience"})
-    digest = hashlib.sha256(json.dumps([config, item_ids.tolist()]).encode())
+    digest = hashlib.sha256(json.dumps([config, item_ids.tolist()], sort_keys=True).encode())  # field order-free
     digest.update(windows.numpy().tobytes())
     return digest.hexdigest()
 

@@ -86,7 +86,7 @@ class FitResult:
 def _fingerprint(cfg: ModelConfig, inputs: ModelInputs, histories: torch.Tensor, rule: MergeRule) -> str:
     """A checkpoint resumes only with the same items, data and trajectory-shaping settings."""
     config = cfg.model_dump(exclude={"threads", "epochs", "patience"})
-    digest = hashlib.sha256(json.dumps([config, rule, inputs.item_ids]).encode())
+    digest = hashlib.sha256(json.dumps([config, rule, inputs.item_ids], sort_keys=True).encode())  # field order-free
     digest.update(histories.numpy().tobytes())
     digest.update(inputs.categories.numpy().tobytes())
     if inputs.item_codes is not None:
