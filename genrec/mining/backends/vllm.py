@@ -15,13 +15,13 @@ from genrec.mining.backends.base import Generation, Sampling, batches
 from genrec.mining.config import BackendConfig
 from genrec.mining.prompts import Request
 from genrec.mining.schema import answer_schema
-from genrec.vllm_threads import create_engine, engine_threads
+from genrec.vllm_threads import create_engine
 
 _ENGINES: dict[tuple, Any] = {}
 
 
-def engine(model_path: str, config: BackendConfig) -> tuple[Any, int]:
-    """A shared `vllm.LLM` for this model and engine settings, and the torch thread count it runs at."""
+def engine(model_path: str, config: BackendConfig) -> Any:
+    """A shared `vllm.LLM` for this model and engine settings (torch's threads stay the caller's)."""
     key = (model_path, config.enforce_eager, config.block_size, config.max_model_len)
     if key not in _ENGINES:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -41,7 +41,7 @@ class VLLMBackend:
 
     def __init__(self, config: BackendConfig, model_path: str):
         self.config, self.model_id = config, model_path
-        self.llm, self.threads = engine(model_path, config)
+        self.llm = engine(model_path, config)
 
     def _params(self, sampling: Sampling) -> Any:
         from vllm import SamplingParams
@@ -55,7 +55,6 @@ class VLLMBackend:
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[tuple[int, Generation]]:
         params = self._params(sampling)
         for chunk in batches(len(requests), self.config.batch_size):
-            with engine_threads(self.threads):
-                outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
+            outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
             for i, out in zip(chunk, outputs, strict=True):
                 yield i, Generation(out.outputs[0].text, len(out.outputs[0].token_ids))
