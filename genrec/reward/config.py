@@ -50,5 +50,8 @@ class LabelConfig(StrictModel):
     head: HeadConfig = HeadConfig()
     finetune: FinetuneConfig | None = Field(None, description="fine-tune the encoder first (off by default)")
     batch_size: int = Field(128, ge=1, description="encoder batch size")
+    user_interests_from_items: int = Field(0, ge=0, description="users without mined interests get up to this many "
+                                           "of their training items' curated interests, re-scored against their "
+                                           "history (genrec.reward.derived); 0 = off")
     seed: int = 0
     threads: int = Field(2, ge=1)

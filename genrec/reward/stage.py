@@ -2,7 +2,8 @@
 
 Reads `mine/interests.parquet` and the training part of the sequences (never a valid or test target);
 writes `label/reward_model/` and `label/interests_labelled.parquet` (the mined rows + score, label,
-threshold; label = score >= the threshold that maximises F1 on held-out entities).
+threshold; label = score >= the threshold that maximises F1 on held-out entities). With
+`user_interests_from_items`, users without mined interests get derived rows (`genrec.reward.derived`).
 """
 
 from __future__ import annotations
@@ -135,6 +136,13 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
         scores = model.score(scoring_contexts(interests, train_items, texts, titles), interests["interest"].tolist())
         labelled = interests.assign(score=scores.astype(float), label=(scores >= threshold).astype(int),
                                     threshold=threshold)
+        derived = labelled.iloc[:0]
+        if config.user_interests_from_items:
+            from genrec.reward.derived import derive_user_interests
+
+            console.print("label: deriving interests of unmined users from their training items")
+            derived = derive_user_interests(labelled, train_items, titles, model, config.user_interests_from_items)
+            labelled = pd.concat([labelled, derived], ignore_index=True)
         with atomic_output(paths.interests_labelled) as tmp:
             labelled.to_parquet(tmp, index=False)
         shutil.rmtree(paths.reward_model, ignore_errors=True)  # os.replace cannot overwrite a full folder
@@ -143,7 +151,8 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
 
         manifest.outputs = [str(paths.interests_labelled), str(paths.reward_model)]
         manifest.counts = {
-            "interests": len(interests), "kept": int(labelled["label"].sum()),
+            "interests": len(interests), "kept": int(labelled["label"].sum()) - len(derived),
+            "derived_users": int(derived["entity_id"].nunique()), "derived_interests": len(derived),
             "pairs": len(pairs), "train_pairs": len(train), "holdout_pairs": len(holdout),
             "positive_pairs": int(pairs["label"].sum()), "own_pairs": int(pairs["own"].sum()),
             "own_positive_pairs": int(pairs.loc[pairs["own"], "label"].sum()),
