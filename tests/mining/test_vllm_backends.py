@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
+from local_server import free_port, local_server
 
 from genrec.artifacts import RunPaths
 from genrec.llm_weights import default_llm_path
@@ -54,39 +51,19 @@ def test_offline_vllm_backend_writes_schema_valid_json(mining_run: Path, monkeyp
 
 
 @pytest.fixture(scope="module")
-def vllm_server() -> Iterator[str]:
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m vllm.entrypoints.openai.api_server` serving the converted SmolLM2 on 127.0.0.1."""
     pytest.importorskip("vllm")
     model = default_llm_path()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
            "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
            "--enforce-eager", "--block-size", "32", "--max-model-len", "2048",
            "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})]
-    proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600
-    try:
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited: {proc.stderr.read().decode()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise TimeoutError("vLLM server did not come up in 600 s")
+    with local_server(cmd, {**os.environ, **VLLM_ENV}, f"{url}/health", tmp_path_factory.mktemp("vllm") / "server.log",
+                      timeout_s=600):
         yield f"{url}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_openai_backend_against_vllm_server(vllm_server: str, mining_run: Path) -> None:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from local_server import free_port, local_server
 from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
 
 from genrec.artifacts import RunPaths
@@ -44,12 +41,6 @@ def build_run(run_dir: Path) -> Path:
                                      ("user", "0", "lab safety", 0.7, 1), ("item", "3", "precise measuring", 0.8, 1)])
     save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
     return run_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -80,27 +71,7 @@ def server(request: pytest.FixtureRequest, served_run: Path) -> Iterator[Server]
     cmd = [sys.executable, "-m", "genrec.cli", "serve", "--set", f"run_dir={served_run}",
            "--set", f"serve.engine={engine}", "--set", f"serve.port={port}", "--set", "serve.num_beams=12",
            "--set", "serve.enforce_eager=true", "--set", "serve.max_history=30"]
-    log = (served_run.parent / f"server-{engine}.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{Path(log.name).read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{Path(log.name).read_text()[-3000:]}")
-            time.sleep(0.5)
+    log = served_run.parent / f"server-{engine}.log"
+    with local_server(cmd, env, f"{url}/healthz", log, timeout_s=240):
         yield Server(url=url, run_dir=served_run, engine=engine, headers={"X-API-Key": API_KEY})
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
