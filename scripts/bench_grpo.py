@@ -34,6 +34,19 @@ from genrec.train.grpo import GRPOStageConfig, RewardWeights
 from genrec.train.grpo import run as grpo
 
 LINKED = ("data", "sid", "sft", "label", "mine", "embed")
+SECTIONS = ("metrics", "training", "wall_s", "paired_vs_sft", "grpo_config", "rollouts_per_s")
+
+
+def write_merged(path: Path, result: dict) -> dict:
+    """Write this process's entries over the JSON as it is on disk now, so bench processes running other
+    variants into the same file at the same time keep each other's entries; returns what was written."""
+    on_disk = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**on_disk, **result}
+    for key in SECTIONS:
+        merged[key] = {**on_disk.get(key, {}), **result.get(key, {})}
+    merged["commands"] = list(dict.fromkeys([*on_disk.get("commands", []), *result["commands"]]))
+    write_json(path, merged)
+    return merged
 
 
 def variant_dir(source: Path, out: Path, name: str, label: Path | None) -> Path:
@@ -128,6 +141,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded 2-core box)")
     parser.add_argument("--tag", default="", help="suffix of the GRPO variant names (compare settings in one JSON)")
     parser.add_argument("--label", type=Path, default=None, help="run folder whose label/ (reward model) to use")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results JSON (default benchmarks/results/grpo_<dataset>.json); entries merge into it")
     parser.add_argument("--variants", default="grpo_rules,grpo_interest",
                         help="comma-separated subset (SFT is always scored); results are merged into an existing "
                              "JSON of the same dataset")
@@ -144,25 +159,22 @@ def main() -> None:
             **common, weights=rules.model_copy(update={"interest_reward": args.interest_weight})),
     }
     wanted = [f"{v}{args.tag}" for v in args.variants.split(",")]
-    out_json = REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json"
-    result: dict = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    for key in ("metrics", "training", "wall_s", "paired_vs_sft"):
-        result.setdefault(key, {})
+    out_json = args.results or REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json"
+    result: dict = {key: {} for key in SECTIONS}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    result["commands"] = [*result.get("commands", []), command]
     result.update({
-        "dataset": args.dataset, "command": command,
+        "commands": [command], "dataset": args.dataset, "command": command,
         "machine": machine_description(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_run": str(args.source), "label_run": str(args.label or args.source), "test_users": args.test_users,
     })
-    result.setdefault("grpo_config", {}).update({n: c.model_dump(mode="json") for n, c in variants.items() if n in wanted})
+    result["grpo_config"].update({n: c.model_dump(mode="json") for n, c in variants.items() if n in wanted})
     label = args.label.resolve() if args.label else None
     sft_dir = variant_dir(source, args.out, "sft", label)
     start = time.perf_counter()
     sft_metrics, sft_users = test_metrics(sft_dir, "sft", "sft", args.test_users, args.threads)
-    result["metrics"]["sft"] = {**result["metrics"].get("sft", {}), **sft_metrics}
-    result["wall_s"].setdefault("sft_test", round(time.perf_counter() - start, 1))
-    write_json(out_json, result)
+    result["metrics"]["sft"] = sft_metrics
+    result["wall_s"]["sft_test"] = round(time.perf_counter() - start, 1)
+    write_merged(out_json, result)
     for name, cfg in variants.items():
         if name not in wanted:
             continue
@@ -175,17 +187,17 @@ def main() -> None:
             "valid_curve": manifest.metrics["valid_curve"], "reward_terms": manifest.metrics["reward_terms"],
             "reward_curves": manifest.metrics["reward_curves"],
         }
-        write_json(out_json, result)  # partial results survive
+        write_merged(out_json, result)  # partial results survive
         start = time.perf_counter()
         result["metrics"][name], users = test_metrics(folder, "grpo", name, args.test_users, args.threads)
         result["wall_s"][f"{name}_test"] = round(time.perf_counter() - start, 1)
         result["paired_vs_sft"][name] = paired_difference(users, sft_users)
-        write_json(out_json, result)
+        write_merged(out_json, result)
     result["rollouts_per_s"] = {name: t["rollouts_per_s"] for name, t in result["training"].items()}
-    write_json(out_json, result)
-    plot({name: t["reward_curves"] for name, t in result["training"].items()},
-         REPO_ROOT / "benchmarks" / f"grpo_{args.dataset}_rewards.png")
-    print(json.dumps(result["metrics"], indent=2))
+    merged = write_merged(out_json, result)
+    plot({name: t["reward_curves"] for name, t in merged["training"].items()},
+         REPO_ROOT / "benchmarks" / f"{out_json.stem}_rewards.png")
+    print(json.dumps(merged["metrics"], indent=2))
 
 
 if __name__ == "__main__":
