@@ -33,8 +33,7 @@ def candidate_interests(labelled: pd.DataFrame, train_items: dict[str, list[str]
         found: dict[str, tuple[str, list[str]]] = {}
         for item in dict.fromkeys(items):
             for interest in by_item.get(item, []):
-                spelling, sources = found.setdefault(interest.strip().lower(), (interest, []))
-                sources.append(item)
+                found.setdefault(interest.strip().lower(), (interest, []))[1].append(item)
         for spelling, sources in found.values():
             rows.append((user, spelling, "; ".join(titles.get(i, i) for i in sources), len(sources)))
     return pd.DataFrame(rows, columns=["entity_id", "interest", "evidence", "agreement"])
@@ -48,7 +47,8 @@ def derive_user_interests(labelled: pd.DataFrame, train_items: dict[str, list[st
     candidates = candidate_interests(labelled, train_items, titles)
     if candidates.empty:
         return pd.DataFrame(columns=columns)
-    contexts = [history_context(train_items[u], titles) for u in candidates["entity_id"]]
+    context = {u: history_context(train_items[u], titles) for u in candidates["entity_id"].unique()}
+    contexts = [context[u] for u in candidates["entity_id"]]
     scores = model.score(contexts, candidates["interest"].tolist()).astype(float)
     threshold = model.threshold
     derived = candidates.assign(kind="user", score=scores, label=(scores >= threshold).astype(int), threshold=threshold,

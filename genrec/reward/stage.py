@@ -136,6 +136,7 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
         scores = model.score(scoring_contexts(interests, train_items, texts, titles), interests["interest"].tolist())
         labelled = interests.assign(score=scores.astype(float), label=(scores >= threshold).astype(int),
                                     threshold=threshold)
+        kept = int(labelled["label"].sum())
         derived = labelled.iloc[:0]
         if config.user_interests_from_items:
             from genrec.reward.derived import derive_user_interests
@@ -151,7 +152,7 @@ def run(config: LabelConfig, run_dir: Path) -> Manifest:
 
         manifest.outputs = [str(paths.interests_labelled), str(paths.reward_model)]
         manifest.counts = {
-            "interests": len(interests), "kept": int(labelled["label"].sum()) - len(derived),
+            "interests": len(interests), "kept": kept,
             "derived_users": int(derived["entity_id"].nunique()), "derived_interests": len(derived),
             "pairs": len(pairs), "train_pairs": len(train), "holdout_pairs": len(holdout),
             "positive_pairs": int(pairs["label"].sum()), "own_pairs": int(pairs["own"].sum()),
