@@ -22,10 +22,13 @@ class InterestDecoding(StrictModel):
     decoding: Literal["beam", "interest"] = Field(
         "beam", description="beam: one constrained beam search; interest: one beam group per predicted interest "
                             "(a first-level SID code), beams and slots split by its probability, merged and grouped")
-    interest_source: Literal["codes", "mined", "gemirec"] = Field(
+    interest_source: Literal["codes", "mined", "mined_prompt", "gemirec"] = Field(
         "codes", description="decoding=interest: codes = the decoder's most probable first-level codes; mined = the "
                              "user's curated interests (label/interests_labelled.parquet) mapped to codes by text "
                              "embedding (needs embed/item_emb.safetensors), topped up with the decoder's codes; "
+                             "mined_prompt = the same interests as text: one group per interest decoding the whole "
+                             "catalogue from the prompt conditioned on it (an llm checkpoint trained with interests "
+                             "in its prompt), weighted by the classifier's score; "
                              "gemirec = the next dictionary interests the run's GemiRec (interest_model) predicts "
                              "from the history, each mapped to the first-level code of the items it retrieves")
     interest_model: str = Field(

@@ -129,8 +129,9 @@ def root_logprobs(model: PreTrainedModel, prompts: Sequence[Sequence[int]], trie
 @torch.inference_mode()
 def search_groups(model: PreTrainedModel, prompts: Sequence[Sequence[int]], groups: Sequence[Group], trie: SidTrie,
                   batch_size: int) -> list[list[tuple[str, float]]]:
-    """Per beam group, its distinct complete items (the prefix's score included), best first. Groups with
-    the same beam width and prefix length share `generate` calls of up to `batch_size` rows."""
+    """Per beam group, its distinct complete items (the prefix's score included), best first, decoded from the
+    group's prompt (its own, else its request's). Groups with the same beam width and prefix length share
+    `generate` calls of up to `batch_size` rows."""
     model = _unwrap(model)
     buckets: dict[tuple[int, int], list[int]] = {}
     for index, group in enumerate(groups):
@@ -140,7 +141,7 @@ def search_groups(model: PreTrainedModel, prompts: Sequence[Sequence[int]], grou
         for (beams, prefix_len), members in sorted(buckets.items()):
             for first in range(0, len(members), batch_size):
                 chunk = members[first:first + batch_size]
-                rows = [[*prompts[groups[g].request], *groups[g].prefix] for g in chunk]
+                rows = [[*groups[g].prompt_of(prompts), *groups[g].prefix] for g in chunk]
                 for g, ranked in zip(chunk, _search_rows(model, rows, prefix_len, trie, beams), strict=True):
                     results[g] = [(item, score + groups[g].prefix_score) for item, score in ranked]
     return results

@@ -12,6 +12,10 @@ Interest sources (`select` functions):
 - `top_codes`: the decoder's own first-step distribution (category-first, as in ULIM's cascade);
 - `MinedInterestCodes`: the user's curated deep interests (mined text), each mapped to the code whose items
   its text embedding is closest to; the decoder's top codes fill the remaining slots.
+- `prompt_picks`: the user's curated deep interests fed as text: each interest's group decodes over the whole
+  catalogue from the user's prompt conditioned on that one interest (an `llm` checkpoint trained with
+  interests in its prompt), weighted by the reward classifier's score; groups may find the same item, which
+  goes to the first (most probable) interest.
 - `dictionary_picks`: GemiRec's posterior over its interest dictionary, each predicted dictionary code mapped
   to the first-level code most of its retrieved items carry.
 When the chosen codes hold fewer than k items, the decoder's next codes join (`CodeSpace.fill`), so lists
@@ -36,13 +40,15 @@ import numpy as np
 
 
 class Pick(NamedTuple):
-    """One chosen interest: a first-level code token, the interest's text, the items under the code and the
-    interest's log-probability (renormalised over a user's picks into the group's weight)."""
+    """One chosen interest: a first-level code token (None: the whole catalogue), the interest's text, the items
+    it may return and the interest's log-probability (renormalised over a user's picks into the group's weight);
+    `prompt`, when given, replaces the request's prompt for this interest's group (prompt conditioning)."""
 
-    code: int
+    code: int | None
     text: str
     size: int
     logp: float
+    prompt: tuple[int, ...] = ()
 
 
 Chosen = list[Pick]  # a user's interests, best first
@@ -51,7 +57,8 @@ Select = Callable[[Sequence[dict[int, float]]], list[Chosen]]  # root log-probs 
 
 @dataclass(frozen=True)
 class Group:
-    """One beam group: a request's search confined to SIDs starting with `prefix`."""
+    """One beam group: a request's search confined to SIDs starting with `prefix`, from the request's prompt or,
+    when `prompt` is given, from that one."""
 
     request: int
     interest: str
@@ -60,16 +67,22 @@ class Group:
     prefix_score: float
     beams: int
     quota: int
+    prompt: tuple[int, ...] = ()
+
+    def prompt_of(self, prompts: Sequence[Sequence[int]]) -> Sequence[int]:
+        """The prompt this group decodes from."""
+        return self.prompt or prompts[self.request]
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A recommended item, its score (summed raw SID log-probs) and the interest whose group produced it."""
+    """A recommended item, its score (summed raw SID log-probs) and the interest whose group produced it (with
+    the interest's first-level code; None for a prompt-conditioned interest over the whole catalogue)."""
 
     item: str
     score: float
     interest: str
-    code: int
+    code: int | None
 
 
 def _largest_remainder(total: int, weights: Sequence[float], minimum: int) -> list[int]:
@@ -115,7 +128,9 @@ def check_interest_args(num_beams: int, k: int, m: int) -> None:
 
 def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
     """The beam groups of every request: weights = the picks' probabilities renormalised over the request's
-    picks; each group's beams start from the decoder's log-probability of its code."""
+    picks; each group's beams start from the decoder's log-probability of its code. Prompt-conditioned groups
+    (no code) may find the same items, so the most probable one gets at least k beams (a list never comes out
+    short; the request may then use a few more than `num_beams` beams)."""
     groups = []
     for request, (picks, logprobs) in enumerate(zip(chosen, root, strict=True)):
         if not picks:
@@ -125,8 +140,11 @@ def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_
         weights = [w / sum(weights) for w in weights]
         sizes = [p.size for p in picks]
         beams = allocate(num_beams, weights, minimum=2, caps=sizes)
+        if picks[0].code is None:  # whole-catalogue groups overlap: the first alone must be able to fill the list
+            beams[0] = max(beams[0], min(k, sizes[0]))
         quota = allocate(k, weights, caps=[min(b, n) for b, n in zip(beams, sizes, strict=True)])
-        groups += [Group(request, p.text, w, (p.code,), logprobs[p.code], b, q)
+        groups += [Group(request, p.text, w, () if p.code is None else (p.code,),
+                         0.0 if p.code is None else logprobs[p.code], b, q, p.prompt)
                    for p, w, b, q in zip(picks, weights, beams, quota, strict=True)]
     return groups
 
@@ -136,42 +154,47 @@ Order = Literal["score", "interleave"]
 
 def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int,
           k: int, order: Order = "score") -> list[list[Recommendation]]:
-    """Per request: each group's best `quota` items, then the best leftovers until k. `score` orders the list
-    by score; `interleave` gives every prefix of it its interests' shares (Sainte-Laguë: the next slot goes
-    to the group with the highest weight / (2 * items placed + 1), its best remaining item)."""
+    """Per request: each group's best `quota` items not already taken by an earlier group (groups of one code
+    never share items; prompt-conditioned groups over the whole catalogue may), then the best leftovers until
+    k. `score` orders the list by score; `interleave` gives every prefix of it its interests' shares
+    (Sainte-Laguë: the next slot goes to the group with the highest weight / (2 * items placed + 1), its best
+    remaining item)."""
     picked: list[list[Recommendation]] = [[] for _ in range(n_requests)]
     spare: list[list[Recommendation]] = [[] for _ in range(n_requests)]
-    weight: list[dict[int, float]] = [{} for _ in range(n_requests)]
+    seen: list[set[str]] = [set() for _ in range(n_requests)]
+    weight: list[dict[tuple[int | None, str], float]] = [{} for _ in range(n_requests)]
     for group, ranked in zip(groups, results, strict=True):
-        recs = [Recommendation(item, score, group.interest, group.prefix[0]) for item, score in ranked]
-        picked[group.request] += recs[:group.quota]
-        spare[group.request] += recs[group.quota:]
-        weight[group.request][group.prefix[0]] = group.weight
+        code = group.prefix[0] if group.prefix else None
+        fresh = [Recommendation(item, score, group.interest, code) for item, score in ranked
+                 if item not in seen[group.request]]
+        picked[group.request] += fresh[:group.quota]
+        spare[group.request] += fresh[group.quota:]
+        seen[group.request].update(r.item for r in fresh[:group.quota])
+        weight[group.request][(code, group.interest)] = group.weight
     out = []
-    for mine, rest, weights in zip(picked, spare, weight, strict=True):
-        seen = {r.item for r in mine}
+    for mine, rest, taken, weights in zip(picked, spare, seen, weight, strict=True):
         for rec in sorted(rest, key=lambda r: -r.score):
             if len(mine) >= k:
                 break
-            if rec.item not in seen:
+            if rec.item not in taken:
                 mine.append(rec)
-                seen.add(rec.item)
+                taken.add(rec.item)
         mine = sorted(mine, key=lambda r: -r.score)[:k]
         out.append(_interleave(mine, weights) if order == "interleave" else mine)
     return out
 
 
-def _interleave(recs: Sequence[Recommendation], weights: dict[int, float]) -> list[Recommendation]:
-    queues: dict[int, list[Recommendation]] = {}
+def _interleave(recs: Sequence[Recommendation], weights: dict[tuple[int | None, str], float]) -> list[Recommendation]:
+    queues: dict[tuple[int | None, str], list[Recommendation]] = {}
     for rec in recs:  # best first, so each queue is too
-        queues.setdefault(rec.code, []).append(rec)
+        queues.setdefault((rec.code, rec.interest), []).append(rec)
     placed = dict.fromkeys(queues, 0)
     out: list[Recommendation] = []
     while len(out) < len(recs):
-        code = max((c for c in queues if placed[c] < len(queues[c])),
-                   key=lambda c: round(weights[c] / (2 * placed[c] + 1), 6))
-        out.append(queues[code][placed[code]])
-        placed[code] += 1
+        key = max((q for q in queues if placed[q] < len(queues[q])),
+                  key=lambda q: round(weights[q] / (2 * placed[q] + 1), 6))
+        out.append(queues[key][placed[key]])
+        placed[key] += 1
     return out
 
 
@@ -269,6 +292,29 @@ class MinedInterestCodes:
             return chosen
 
         return select
+
+
+HISTORY_ONLY = "(history only)"  # the interest text of a prompt-conditioned user without curated interests
+
+
+def prompt_picks(interests: Sequence[tuple[str, float, Sequence[int]]], catalogue: int) -> Chosen:
+    """Source (b) as prompt conditioning, for one user: one pick per (curated interest, classifier score,
+    prompt conditioned on that interest), best first, over the whole catalogue; a user without curated
+    interests gets one pick of their plain prompt (all beams: the plain beam search)."""
+    if not interests:
+        return [Pick(None, HISTORY_ONLY, catalogue, 0.0)]
+    return [Pick(None, text, catalogue, math.log(max(score, 1e-6)), tuple(prompt)) for text, score, prompt in interests]
+
+
+def given_picks(chosen: Sequence[Chosen]) -> Select:
+    """The `select` of a batch whose interests were chosen before decoding (they do not read the decoder)."""
+
+    def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
+        if len(root) != len(chosen):
+            raise ValueError(f"{len(root)} prompts but interests for {len(chosen)} users")
+        return list(chosen)
+
+    return select
 
 
 @dataclass(frozen=True)

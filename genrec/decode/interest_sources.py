@@ -4,6 +4,8 @@
 `mined`: the users' curated interests (`label/interests_labelled.parquet`, label 1), mapped to codes through
 the item text embeddings of `embed/item_emb.safetensors` (a code's vector = mean of its items' vectors) and
 the same sentence encoder for the interest texts.
+`mined_prompt`: the same curated interests fed as text: per interest, the user's prompt conditioned on it alone
+(an `llm` checkpoint trained with interests in its prompt), weighted by the classifier's score (`prompt_picks`).
 `gemirec`: a trained GemiRec of the same run (`multi/<interest_model>/model.pt`) reads each user's history as the
 decoder sees it and predicts the next dictionary interests; each maps to the first-level codes of the items its
 refined interest vector retrieves (`GemiRecInterests`, `dictionary_picks`).
@@ -21,10 +23,13 @@ import pandas as pd
 
 from genrec.artifacts import RunPaths
 from genrec.decode.interest import (CodeSpace, DictionaryInterest, MinedInterestCodes, Select, code_labels,
-                                    dictionary_codes, top_codes)
+                                    dictionary_codes, given_picks, prompt_picks, top_codes)
+from genrec.model.config import ModelInfo
 
 # (a batch's users and their histories as the decoder sees them, in prompt order; k) -> the batch's `select`
 SelectFor = Callable[[Sequence[str], Sequence[Sequence[str]], int], Select]
+# (a history as the decoder sees it, interests) -> the checkpoint's prompt ids for it
+PromptFor = Callable[[Sequence[str], Sequence[str]], list[int]]
 
 
 def first_codes(sid_map: pd.DataFrame, tokenizer) -> dict[str, int]:
@@ -49,7 +54,7 @@ def source_inputs(source: str, run_dir: Path, interest_model: str = "multi_gemir
     paths = RunPaths(Path(run_dir))
     if source == "gemirec":
         return [gemirec_model_path(run_dir, interest_model)]
-    return [paths.interests_labelled, paths.item_emb] if source == "mined" else []
+    return {"mined": [paths.interests_labelled, paths.item_emb], "mined_prompt": [paths.interests_labelled]}.get(source, [])
 
 
 class GemiRecInterests:
@@ -121,11 +126,35 @@ def item_text_vectors(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, 
     return text[[order[i] for i in item_ids]], (model if Path(model).is_dir() else None)
 
 
+def prompt_conditioned(m: int, catalogue: int, run_dir: Path, users: Sequence[str], info: ModelInfo | None,
+                       prompt_for: PromptFor | None) -> tuple[SelectFor, dict[str, float]]:
+    """Source `mined_prompt`: each batch user's (up to m) curated interests as prompt-conditioned picks."""
+    from genrec.model.sources import scored_user_interests
+
+    if info is None or prompt_for is None or info.kind != "llm" or not info.interests:
+        raise ValueError("interest_source=mined_prompt needs an llm checkpoint trained with interests in its prompt "
+                         "(sft.model.kind: llm with sft.model.interests: true), so an interest's text can condition "
+                         "the prompt; a scratch decoder reads SIDs only (use interest_source=mined)")
+    wanted = set(users)
+    curated = {u: pairs for u, pairs in scored_user_interests(RunPaths(Path(run_dir)).interests_labelled, m).items()
+               if u in wanted}
+
+    def select_for(batch: Sequence[str], histories: Sequence[Sequence[str]], _k: int) -> Select:
+        return given_picks([prompt_picks([(text, score, prompt_for(history, [text])) for text, score in
+                                          curated.get(user, [])], catalogue)
+                            for user, history in zip(batch, histories, strict=True)])
+
+    return select_for, {"users_with_interests": len(curated),
+                        "interest_texts": len({t for pairs in curated.values() for t, _ in pairs})}
+
+
 def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_map: pd.DataFrame, tokenizer,
-                      users: Sequence[str], threads: int = 1,
-                      interest_model: str = "multi_gemirec") -> tuple[SelectFor, dict[str, float]]:
+                      users: Sequence[str], threads: int = 1, interest_model: str = "multi_gemirec",
+                      info: ModelInfo | None = None,
+                      prompt_for: PromptFor | None = None) -> tuple[SelectFor, dict[str, float]]:
     """The `select` factory of a source over the catalogue in `sid_map` (m interests and num_beams beams a
-    user; the list length k comes with each batch), and counts to report; `users`: who will be served."""
+    user; the list length k comes with each batch), and counts to report; `users`: who will be served;
+    `info` and `prompt_for` (the checkpoint's prompt info and prompt builder) are read by `mined_prompt`."""
     from genrec.data import load_items
 
     items = load_items(run_dir)
@@ -138,12 +167,15 @@ def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_ma
 
     if source == "codes":
         return (lambda _users, _histories, k: top_codes(m, space(k))), {"codes": len(labels)}
+    if source == "mined_prompt":
+        select_for, counts = prompt_conditioned(m, len(first), run_dir, users, info, prompt_for)
+        return select_for, {"codes": len(labels), **counts}
     if source == "gemirec":
         predict = GemiRecInterests(gemirec_model_path(run_dir, interest_model), first, walk=4 * m)
         return (lambda _users, histories, k: dictionary_codes(m, space(k), predict(histories, k))), {
             "codes": len(labels), "dictionary_codes": int(predict.model.codebook.shape[0])}
     if source != "mined":
-        raise ValueError(f"unknown interest_source {source!r} (codes, mined or gemirec)")
+        raise ValueError(f"unknown interest_source {source!r} (codes, mined, mined_prompt or gemirec)")
     from genrec.embed.encode import encode, load_encoder
     from genrec.model.sources import user_interests
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from genrec.artifacts import Manifest, RunPaths, stage_run
@@ -69,12 +69,16 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
     if config.max_users is not None:
         test = test.head(config.max_users)
     users = list(test["user_id"])
-    prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(h)), interests=interests.get(u),
-                                titles=[titles.get(i, "") for i in h])
-               for u, h in zip(users, test["history"], strict=True)]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+
+    def prompt_for(history: Sequence[str], user_interests: Sequence[str] | None) -> list[int]:
+        return build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(history)), interests=user_interests,
+                                titles=[titles.get(i, "") for i in history])
+
     histories = {u: [str(i) for i in h] for u, h in zip(users, test["history"], strict=True)}
-    search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, histories)
+    prompts = [prompt_for(histories[u], interests.get(u)) for u in users]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, histories, info,
+                                      prompt_for)
     ranked: dict[str, list[tuple[str, float]]] = {}
     explained: dict[str, list[str]] = {}
     start = time.perf_counter()
@@ -100,10 +104,11 @@ Searcher = Callable[[list[list[int]], list[str]], tuple[list[list[tuple[str, flo
 
 
 def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, tokenizer, sid_map,
-              histories: dict[str, list[str]]) -> tuple[Searcher, dict]:
+              histories: dict[str, list[str]], info, prompt_for) -> tuple[Searcher, dict]:
     """(prompts, their users) -> (ranked items with scores, the interest of each item or None), per the
     configured engine and decoding; plus the interest source's counts for the manifest. `histories`: every
-    user's history as in their prompt (what an interest source may read)."""
+    user's history as in their prompt (what an interest source may read); `info`, `prompt_for`: the
+    checkpoint's prompt info and builder (for prompt-conditioned interests)."""
     from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
 
     if config.engine == "vllm":
@@ -123,7 +128,8 @@ def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, t
 
     catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
     select_for, counts = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
-                                           catalogue, tokenizer, list(histories), config.threads, config.interest_model)
+                                           catalogue, tokenizer, list(histories), config.threads, config.interest_model,
+                                           info, prompt_for)
 
     def grouped(prompts: list[list[int]], batch: list[str]):
         select = select_for(batch, [histories[u] for u in batch], config.k)

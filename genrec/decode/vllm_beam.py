@@ -117,6 +117,15 @@ def group_beams(groups: Sequence[Group]) -> list[list[Beam]]:
     return [[Beam(g.prefix, g.prefix_score)] for g in groups]
 
 
+def remaining_levels(groups: Sequence[Group], trie: Trie) -> int:
+    """SID levels left to decode after the groups' forced prefixes (one length for all groups of a call: every
+    interest source forces either one first-level code or nothing)."""
+    lengths = {len(g.prefix) for g in groups}
+    if len(lengths) > 1:
+        raise ValueError(f"interest groups with different prefix lengths {sorted(lengths)} in one call")
+    return trie.depth - lengths.pop() if lengths else 0
+
+
 def group_items(beams: Sequence[Sequence[Beam]], trie: Trie) -> list[list[tuple[str, float]]]:
     """Every complete beam of every group as (item, score), best first."""
     return [finish(live, trie, len(live)) for live in beams]
@@ -206,11 +215,12 @@ class VllmBeamSearch:
         return merge_logprobs(queries, self._score(queries), len(prompts))
 
     def search_groups(self, prompts: Sequence[Sequence[int]], groups: Sequence[Group]) -> list[list[tuple[str, float]]]:
-        """Per interest group (prefix = one first-level code), its complete items, best first: one engine call
-        per remaining SID level holding every beam of every group of every prompt."""
-        group_prompts = [prompts[g.request] for g in groups]
+        """Per interest group (prefix = one first-level code, or none), its complete items, best first, decoded
+        from the group's prompt (its own, else its request's): one engine call per remaining SID level holding
+        every beam of every group of every prompt."""
+        group_prompts = [g.prompt_of(prompts) for g in groups]
         beams = group_beams(groups)
-        for _ in range(self.trie.depth - 1):
+        for _ in range(remaining_levels(groups, self.trie)):
             queries = plan_step(group_prompts, beams, self.trie)
             beams = advance(beams, queries, self._score(queries), [g.beams for g in groups])
         return group_items(beams, self.trie)
@@ -270,8 +280,8 @@ class AsyncVllmBeamSearch:
         root = merge_logprobs(queries, await self._score(queries), 1)
         groups = plan_groups(select(root), root, num_beams, k)
         beams = group_beams(groups)
-        for _ in range(self.trie.depth - 1):
-            queries = plan_step([prompt] * len(groups), beams, self.trie)
+        for _ in range(remaining_levels(groups, self.trie)):
+            queries = plan_step([g.prompt_of([prompt]) for g in groups], beams, self.trie)
             logprobs = await self._score(queries)
             beams = advance(beams, queries, logprobs, [g.beams for g in groups])
         return merge(groups, group_items(beams, self.trie), 1, k, order)[0]

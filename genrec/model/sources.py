@@ -37,11 +37,18 @@ def lookup_sids(sid_of: dict[str, str], items: Sequence[str]) -> list[str]:
         raise KeyError(f"item {exc.args[0]!r} has no SID in the sid map (was the sid stage run on this dataset?)") from None
 
 
-def user_interests(path: Path, limit: int) -> dict[str, list[str]]:
-    """user -> up to `limit` curated interests (label 1, highest score first) from `interests_labelled.parquet`."""
+def scored_user_interests(path: Path, limit: int) -> dict[str, list[tuple[str, float]]]:
+    """user -> up to `limit` (curated interest, classifier score) pairs (label 1, highest score first) from
+    `interests_labelled.parquet`."""
     df = pd.read_parquet(path)
     missing = {"kind", "entity_id", "interest", "score", "label"} - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     kept = df[(df["kind"] == "user") & (df["label"] == 1)].sort_values("score", ascending=False)
-    return {str(u): list(g["interest"])[:limit] for u, g in kept.groupby("entity_id", sort=False)}
+    return {str(u): list(zip(g["interest"], g["score"].astype(float), strict=True))[:limit]
+            for u, g in kept.groupby("entity_id", sort=False)}
+
+
+def user_interests(path: Path, limit: int) -> dict[str, list[str]]:
+    """user -> up to `limit` curated interests (label 1, highest score first) from `interests_labelled.parquet`."""
+    return {u: [text for text, _ in pairs] for u, pairs in scored_user_interests(path, limit).items()}

@@ -56,10 +56,11 @@ class ItemOut(BaseModel):
 
 
 class GroupOut(BaseModel):
-    """decoding=interest: one predicted interest, its first-level SID code and its items (best first)."""
+    """decoding=interest: one predicted interest, its first-level SID code (None: a prompt-conditioned interest
+    over the whole catalogue) and its items (best first)."""
 
     interest: str
-    code: str
+    code: str | None
     items: list[str]
 
 
@@ -129,12 +130,12 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
         torch.set_num_threads(config.threads)
     engine = build_engine(config.engine, checkpoint, trie, hf_batch_size=config.hf_batch_size,
                           enforce_eager=config.enforce_eager, max_model_len=config.max_model_len)
-    select_for, _ = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
-                                      sid_map, tokenizer, list(catalog.histories), config.threads or 1,
-                                      config.interest_model)
-    return ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,
-                      metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None,
-                      select_for=select_for)
+    state = ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,
+                       metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None)
+    state.select_for, _ = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
+                                            sid_map, tokenizer, list(catalog.histories), config.threads or 1,
+                                            config.interest_model, info, state.prompt)
+    return state
 
 
 def _interests(ranked: list[Interest], limit: int) -> list[InterestOut]:
@@ -195,7 +196,7 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
             decoding, m = req.decoding or serve.config.decoding, serve.config.num_interests
             prompt = serve.prompt(history, req.interests)
             why: list[str | None] = [None] * req.k
-            groups: dict[int, GroupOut] = {}
+            groups: dict[tuple[int | None, str], GroupOut] = {}
             if decoding == "interest":
                 if req.k < m:
                     raise HTTPException(422, f"decoding=interest needs k >= {m} (one item per interest), got {req.k}")
@@ -203,8 +204,9 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
                                                           serve.select_for([req.user_id or ""], [history], req.k))
                 ranked, why = [(r.item, r.score) for r in recs], [r.interest for r in recs]
                 for r in recs:
-                    code = serve.tokenizer.convert_ids_to_tokens(r.code)
-                    groups.setdefault(r.code, GroupOut(interest=r.interest, code=code, items=[])).items.append(r.item)
+                    code = None if r.code is None else serve.tokenizer.convert_ids_to_tokens(r.code)
+                    groups.setdefault((r.code, r.interest), GroupOut(interest=r.interest, code=code, items=[])
+                                      ).items.append(r.item)
             else:
                 ranked = await serve.engine.search(prompt, serve.config.num_beams, req.k)
         except HTTPException as exc:

@@ -15,9 +15,10 @@ import torch
 from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
 
 from genrec.artifacts import RunPaths
-from genrec.decode.hf_beam import interest_beam_search, root_logprobs
-from genrec.decode.interest import (CodeSpace, DictionaryInterest, Group, MinedInterestCodes, Pick, allocate,
-                                    check_interest_args, code_labels, dictionary_picks, merge, plan_groups, top_codes)
+from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search, root_logprobs
+from genrec.decode.interest import (HISTORY_ONLY, CodeSpace, DictionaryInterest, Group, MinedInterestCodes, Pick,
+                                    allocate, check_interest_args, code_labels, dictionary_picks, given_picks, merge,
+                                    plan_groups, prompt_picks, top_codes)
 from genrec.decode.trie import SidTrie
 from genrec.model.build import build_model
 from genrec.model.config import ModelConfig, ScratchConfig
@@ -88,6 +89,56 @@ def test_plan_and_merge() -> None:
     assert [r.item for r in short] == ["a"]
 
 
+def test_prompt_groups_overlap_but_merge_keeps_items_distinct() -> None:
+    """Prompt-conditioned groups search the whole catalogue, so they can find the same item: the first (most
+    probable) interest keeps it and the next group fills its quota with its next items."""
+    picks = prompt_picks([("camping", 0.9, [5, 6]), ("cooking", 0.3, [5, 7])], catalogue=100)
+    assert [(p.code, p.text, p.prompt) for p in picks] == [(None, "camping", (5, 6)), (None, "cooking", (5, 7))]
+    groups = plan_groups([picks], [{}], num_beams=8, k=4)
+    assert [(g.prefix, g.prompt, g.beams, g.quota) for g in groups] == [((), (5, 6), 5, 3), ((), (5, 7), 3, 1)]
+    wide = plan_groups([picks], [{}], num_beams=8, k=6)  # the first group alone can fill the list
+    assert [g.beams for g in wide] == [6, 3]
+    assert groups[0].weight == pytest.approx(0.75) and groups[1].prompt_of([[1, 2]]) == (5, 7)
+    results = [[("a", -1.0), ("b", -2.0), ("c", -3.0)], [("a", -0.5), ("b", -1.5), ("d", -2.5), ("e", -9.0)]]
+    merged = merge(groups, results, 1, k=4)[0]
+    assert [(r.item, r.interest, r.code) for r in merged] == [("a", "camping", None), ("b", "camping", None),
+                                                               ("d", "cooking", None), ("c", "camping", None)]
+    mixed = merge(groups, results, 1, k=4, order="interleave")[0]  # .75/1, then .25/1 vs .75/3 (tie: first)
+    assert [r.item for r in mixed] == ["a", "b", "d", "c"]
+    alone = prompt_picks([], catalogue=100)  # no curated interest: the plain prompt with every beam
+    assert alone == [Pick(None, HISTORY_ONLY, 100, 0.0)]
+    assert [(g.beams, g.quota, g.prompt) for g in plan_groups([alone], [{}], 8, 4)] == [(8, 4, ())]
+
+
+def test_prompt_conditioned_groups_decode_from_their_own_prompt(setup) -> None:
+    """Each group's items are the plain beam search of its own prompt with the group's beams, scored exactly
+    under that prompt; a user without interests gets the plain beam search of their prompt."""
+    import copy
+
+    model, trie, prompts, tokens = setup
+    model = copy.deepcopy(model)
+    torch.manual_seed(0)
+    with torch.no_grad():  # sharper than the fixture's weights, so these prompts lead to different items
+        for param in model.parameters():
+            param.normal_(0.0, 1.0)
+    chosen = [prompt_picks([("first", 0.8, prompts[0]), ("second", 0.4, prompts[2])], 18), prompt_picks([], 18)]
+    results = interest_beam_search(model, [prompts[1], prompts[3]], trie, num_beams=8, k=6, batch_size=4,
+                                   select=given_picks(chosen))
+    groups = plan_groups(chosen, [{}, {}], num_beams=8, k=6)
+    for group, prompt in zip(groups[:2], (prompts[0], prompts[2]), strict=True):
+        truth = exact(model, prompt, tokens)
+        own = dict(constrained_beam_search(model, [prompt], trie, num_beams=group.beams, k=group.beams,
+                                           batch_size=1)[0])
+        mine = [r for r in results[0] if r.interest == group.interest]
+        assert mine and all(r.item in own and r.score == pytest.approx(truth[r.item], abs=1e-4) for r in mine)
+    assert len({r.item for r in results[0]}) == 6
+    plain = constrained_beam_search(model, prompts[3:4], trie, num_beams=8, k=6, batch_size=1)[0]
+    assert [(r.item, r.interest) for r in results[1]] == [(item, HISTORY_ONLY) for item, _ in plain]
+    assert [r.score for r in results[1]] == pytest.approx([s for _, s in plain], abs=1e-5)
+    with pytest.raises(ValueError, match="interests for 2 users"):
+        given_picks(chosen)([{}])
+
+
 def test_root_logprobs_are_the_first_token_distribution(setup) -> None:
     model, trie, prompts, _ = setup
     batched = root_logprobs(model, prompts, trie, batch_size=5)  # left-padded together
@@ -138,10 +189,10 @@ def test_code_labels_and_mined_interest_mapping() -> None:
     assert mapper.code_of("sticky things") == 7 and mapper.code_of("hand safety") == 8
     root = [{7: -2.0, 8: -0.5, 9: -0.1, 10: -0.05}] * 3
     chosen = mapper.for_users([["hand safety", "sticky things"], ["sticky things", "adhesives"], []])(root)
-    assert chosen[0] == [(8, "hand safety", 5, -0.5), (7, "sticky things", 5, -2.0)]  # weighted by the decoder
+    assert [p[:4] for p in chosen[0]] == [(8, "hand safety", 5, -0.5), (7, "sticky things", 5, -2.0)]  # weighted by the decoder
     # topped up with the decoder's best codes until the codes hold k=10 items: 10 holds only one
-    assert chosen[1] == [(7, "sticky things; adhesives", 5, -2.0), (10, "10", 1, -0.05), (9, "9", 5, -0.1)]
-    assert chosen[2] == [(10, "10", 1, -0.05), (9, "9", 5, -0.1), (8, "Gloves", 5, -0.5)]  # no interests: decoder's (max 3)
+    assert [p[:4] for p in chosen[1]] == [(7, "sticky things; adhesives", 5, -2.0), (10, "10", 1, -0.05), (9, "9", 5, -0.1)]
+    assert [p[:4] for p in chosen[2]] == [(10, "10", 1, -0.05), (9, "9", 5, -0.1), (8, "Gloves", 5, -0.5)]  # no interests: decoder's (max 3)
     assert top_codes(1, space)(root[:1]) == chosen[2:]
     with pytest.raises(ValueError, match="2 prompts but interests for 3 users"):
         mapper.for_users([[], [], []])(root[:2])
@@ -227,6 +278,55 @@ def test_recommend_stage_mined_source_needs_its_files(tiny_run: Path) -> None:
         recommend(config, tiny_run)
     with pytest.raises(ValueError, match="num_interests"):
         RecommendConfig(decoding="interest", num_interests=11, k=10)
+
+
+def test_recommend_stage_prompt_conditioned_interests(tiny_run: Path, tmp_path: Path, tiny_causal_lm: Path) -> None:
+    """interest_source=mined_prompt on an llm checkpoint trained with interests in its prompt: each curated
+    interest's items are scored under the user's prompt conditioned on that interest alone; users without
+    curated interests get their plain prompt; a scratch checkpoint is refused with the reason."""
+    import shutil
+
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+    from genrec.model.checkpoint import save_checkpoint
+
+    config = RecommendConfig(system="prompted", num_beams=20, k=10, decoding="interest",
+                             interest_source="mined_prompt", num_interests=2, threads=1)
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    paths = RunPaths(run_dir)
+    test = pd.read_parquet(paths.sequences).query("split == 'test'")
+    user, history = str(test["user_id"].iloc[0]), [str(i) for i in test["history"].iloc[0]]
+    write_labelled_interests(paths, [("user", user, "camping", 0.9, 1), ("user", user, "stove", 0.6, 1),
+                                     ("user", user, "item", 0.2, 0)])
+    with pytest.raises(ValueError, match="llm checkpoint trained with interests"):
+        recommend(config, run_dir)  # the run's scratch checkpoint
+    sid_map = pd.read_parquet(paths.sid_map)
+    model, tokenizer, info = build_model(ModelConfig(kind="llm", base_model=str(tiny_causal_lm), interests=True),
+                                         sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 1.0)
+    shutil.rmtree(paths.sft_ckpt)
+    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    manifest = recommend(config, run_dir)
+    assert manifest.metrics["users_with_interests"] == 1 and manifest.metrics["interest_texts"] == 2
+    lines = {json.loads(line)["user"]: json.loads(line) for line in paths.recs("prompted").read_text().splitlines()}
+    sid_of = dict(zip(sid_map["item_id"].astype(str), sid_map["sid"], strict=True))
+    titles = dict(zip(pd.read_parquet(paths.items)["item_id"].astype(str), pd.read_parquet(paths.items)["title"]))
+    tokens = {i: sid_token_ids(tokenizer, s) for i, s in sid_of.items()}
+    mine = lines[user]
+    assert len(set(mine["items"])) == 10 and set(mine["interests"]) <= {"camping", "stove"} and "camping" in mine["interests"]
+    for text in set(mine["interests"]):
+        prompt = build_prompt_ids(tokenizer, info, [sid_of[i] for i in history], interests=[text],
+                                  titles=[titles[i] for i in history])
+        truth = exact(model, prompt, tokens)
+        for item, why, score in zip(mine["items"], mine["interests"], mine["scores"], strict=True):
+            if why == text:
+                assert score == pytest.approx(truth[item], abs=1e-3)
+    assert all(set(line["interests"]) == {HISTORY_ONLY} and len(set(line["items"])) == 10
+               for u, line in lines.items() if u != user)
 
 
 def test_dictionary_picks_follow_the_posterior() -> None:
