@@ -24,6 +24,7 @@ trainer's log history, the validation curve, the invalid-rollout count and rollo
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -117,8 +118,12 @@ class ConstrainedRollout:
         start = time.perf_counter()
         prompt_len = kwargs["input_ids"].shape[1]
         processor = SidTrieLogitsProcessor(self.trie, prompt_len=prompt_len)
-        out = self.original(*args, logits_processor=LogitsProcessorList([processor]),
-                            return_dict_in_generate=True, **kwargs)
+        if kwargs.get("generation_config") is not None:  # trl's config; setting both it and kwargs is deprecated
+            kwargs["generation_config"] = copy.deepcopy(kwargs["generation_config"])
+            kwargs["generation_config"].return_dict_in_generate = True
+        else:
+            kwargs["return_dict_in_generate"] = True
+        out = self.original(*args, logits_processor=LogitsProcessorList([processor]), **kwargs)
         depth = self.trie.depth
         sids = out.sequences[:, prompt_len:prompt_len + depth].tolist()
         valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]

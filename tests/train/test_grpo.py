@@ -185,3 +185,30 @@ def test_sid_logprobs_are_trls_unmasked_logprobs_and_ignore_padding() -> None:
     alone = sid_logprobs(model, [longer], [chosen[0].tolist()], tokenizer.pad_token_id)
     assert mixed[0] == pytest.approx(float(scores[0]), abs=1e-5) and mixed[1] == pytest.approx(alone[0], abs=1e-5)
     assert mixed[0] != pytest.approx(mixed[1], abs=1e-3)  # the history matters
+
+
+def test_constrained_rollout_keeps_trls_sampling_config_and_yields_valid_sids() -> None:
+    """trl passes its own GenerationConfig (sampling): the rollout returns sequences only, every SID valid,
+    without changing the caller's config (it sets return_dict_in_generate on a copy, not beside it)."""
+    from transformers import GenerationConfig
+
+    from genrec.decode.trie import SidTrie
+    from genrec.train.grpo import ConstrainedRollout
+
+    torch.manual_seed(0)
+    model, tokenizer, info = build_model(ModelConfig(scratch=ScratchConfig(hidden=16, layers=1, heads=2, intermediate=32)),
+                                         sid_vocabulary(SIDS.values()), sid_levels=3)
+    trie = SidTrie.from_sid_map(pd.DataFrame({"item_id": list(SIDS), "sid": list(SIDS.values())}), tokenizer)
+    config = GenerationConfig(do_sample=True, temperature=1.0, max_new_tokens=3, num_return_sequences=4,
+                              pad_token_id=trie.eos_token_id)
+    rollout = ConstrainedRollout(model, trie)
+    rollout.install()
+    try:
+        prompt = torch.tensor([[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(["<a_0>", "<b_0>", "<c_0>"]),
+                                tokenizer.convert_tokens_to_ids("<ans>")]])
+        out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=config)
+    finally:
+        rollout.uninstall()
+    assert isinstance(out, torch.Tensor) and out.shape == (4, prompt.shape[1] + 3)
+    assert rollout.rollouts == 4 and rollout.invalid == 0
+    assert not config.return_dict_in_generate and config.do_sample is True
