@@ -173,9 +173,23 @@ def hash_inputs(inputs: Sequence[Path]) -> dict[str, str]:
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (a temp file renamed into place), so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never share it
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def write_json_merged(path: Path, result: dict, sections: Sequence[str], lists: Sequence[str] = ()) -> dict:
+    """Write `result` over the JSON as it is on disk now: the dict `sections` merge key by key and the `lists`
+    become ordered unions, so benchmark processes writing other variants into one file at the same time keep
+    each other's entries. Returns what was written."""
+    on_disk = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**on_disk, **result}
+    for key in sections:
+        merged[key] = {**on_disk.get(key, {}), **result.get(key, {})}
+    for key in lists:
+        merged[key] = list(dict.fromkeys([*on_disk.get(key, []), *result.get(key, [])]))
+    write_json(path, merged)
+    return merged
 
 
 @contextlib.contextmanager

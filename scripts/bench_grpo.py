@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
@@ -35,18 +35,6 @@ from genrec.train.grpo import run as grpo
 
 LINKED = ("data", "sid", "sft", "label", "mine", "embed")
 SECTIONS = ("metrics", "training", "wall_s", "paired_vs_sft", "grpo_config", "rollouts_per_s")
-
-
-def write_merged(path: Path, result: dict) -> dict:
-    """Write this process's entries over the JSON as it is on disk now, so bench processes running other
-    variants into the same file at the same time keep each other's entries; returns what was written."""
-    on_disk = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {**on_disk, **result}
-    for key in SECTIONS:
-        merged[key] = {**on_disk.get(key, {}), **result.get(key, {})}
-    merged["commands"] = list(dict.fromkeys([*on_disk.get("commands", []), *result["commands"]]))
-    write_json(path, merged)
-    return merged
 
 
 def variant_dir(source: Path, out: Path, name: str, label: Path | None) -> Path:
@@ -174,7 +162,7 @@ def main() -> None:
     sft_metrics, sft_users = test_metrics(sft_dir, "sft", "sft", args.test_users, args.threads)
     result["metrics"]["sft"] = sft_metrics
     result["wall_s"]["sft_test"] = round(time.perf_counter() - start, 1)
-    write_merged(out_json, result)
+    write_json_merged(out_json, result, SECTIONS, lists=("commands",))
     for name, cfg in variants.items():
         if name not in wanted:
             continue
@@ -187,14 +175,14 @@ def main() -> None:
             "valid_curve": manifest.metrics["valid_curve"], "reward_terms": manifest.metrics["reward_terms"],
             "reward_curves": manifest.metrics["reward_curves"],
         }
-        write_merged(out_json, result)  # partial results survive
+        write_json_merged(out_json, result, SECTIONS, lists=("commands",))  # partial results survive
         start = time.perf_counter()
         result["metrics"][name], users = test_metrics(folder, "grpo", name, args.test_users, args.threads)
         result["wall_s"][f"{name}_test"] = round(time.perf_counter() - start, 1)
         result["paired_vs_sft"][name] = paired_difference(users, sft_users)
-        write_merged(out_json, result)
+        write_json_merged(out_json, result, SECTIONS, lists=("commands",))
     result["rollouts_per_s"] = {name: t["rollouts_per_s"] for name, t in result["training"].items()}
-    merged = write_merged(out_json, result)
+    merged = write_json_merged(out_json, result, SECTIONS, lists=("commands",))
     plot({name: t["reward_curves"] for name, t in merged["training"].items()},
          REPO_ROOT / "benchmarks" / f"{out_json.stem}_rewards.png")
     print(json.dumps(merged["metrics"], indent=2))

@@ -10,8 +10,8 @@ and scores the test recommendations. SASRec numbers come from the baselines engi
 
 Variants: `<kind>:<sid name>[:<max users>]`, kind in `scratch` / `llm` (LoRA on SmolLM2-135M-Instruct);
 `max users` limits the test users scored (CPU budget for the LLM) — the metrics are then over that
-sample only (stated in the JSON). Writes benchmarks/results/sft_<dataset>.json, merging into an existing
-file so variants can be run one at a time.
+sample only (stated in the JSON). Writes benchmarks/results/sft_<dataset>.json, merging each variant into the
+file as it is when the variant ends, so variants can run one at a time or in parallel processes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import Manifest, RunPaths, is_fresh, machine_description, read_manifest, write_json
+from genrec.artifacts import Manifest, RunPaths, is_fresh, machine_description, read_manifest, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
@@ -115,10 +115,8 @@ def main() -> None:
     sids = dict(item.split("=", 1) for item in args.sid)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     out = RESULTS / f"sft_{args.dataset}.json"
-    result = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
     sasrec = RESULTS / f"baseline_sasrec_{args.dataset}.json"
-    if sasrec.is_file():
-        result["sasrec"] = json.loads(sasrec.read_text()).get("metrics")
+    shared = {"sasrec": json.loads(sasrec.read_text()).get("metrics")} if sasrec.is_file() else {}
     for spec in args.variant:
         kind, sid_name, *rest = spec.split(":")
         max_users = int(rest[0]) if rest else None
@@ -130,11 +128,13 @@ def main() -> None:
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
         entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
                                          for ref, path in (item.split("=", 1) for item in args.compare)}
-        result["variants"][f"{kind}:{sid_name}"] = entry
-        result["metrics"] = {k: v["metrics"] for k, v in result["variants"].items()}
-        result.update(command=" ".join(["python", *sys.argv]), machine=machine_description(),
-                      date=datetime.now(UTC).isoformat(timespec="seconds"), dataset=args.dataset)
-        write_json(out, result)
+        command = " ".join(["python", *sys.argv])
+        entry.update(command=command, machine=machine_description(),
+                     date=datetime.now(UTC).isoformat(timespec="seconds"))
+        key = f"{kind}:{sid_name}"  # merged into the file as it is now: variants may run in parallel processes
+        write_json_merged(out, {**shared, "variants": {key: entry}, "metrics": {key: entry["metrics"]},
+                                "command": command, "machine": entry["machine"], "date": entry["date"],
+                                "dataset": args.dataset}, sections=("variants", "metrics"))
         print(json.dumps({name: entry["metrics"], "train_wall_s": entry["train_wall_s"],
                           "users_per_s": entry["recommend_users_per_s"]}), file=sys.stderr)
 

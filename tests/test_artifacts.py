@@ -1,10 +1,11 @@
 """Manifests and freshness: what lets `genrec run` skip unchanged stages."""
 
+import json
 from pathlib import Path
 
 import pytest
 
-from genrec.artifacts import MissingInputError, atomic_output, is_fresh, read_manifest, stage_run
+from genrec.artifacts import MissingInputError, atomic_output, is_fresh, read_manifest, stage_run, write_json_merged
 from genrec.config import StrictModel
 
 
@@ -55,3 +56,14 @@ def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
         raise ValueError
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_json_merge_keeps_entries_other_writers_added(tmp_path: Path) -> None:
+    """Two benchmark processes that read the file before either wrote: the second keeps the first's variant."""
+    path = tmp_path / "bench.json"
+    write_json_merged(path, {"variants": {"a": 1}, "commands": ["run a"], "date": "1"}, ["variants"], lists=["commands"])
+    merged = write_json_merged(path, {"variants": {"b": 2}, "commands": ["run b", "run a"], "date": "2"},
+                               ["variants"], lists=["commands"])
+    assert merged == {"variants": {"a": 1, "b": 2}, "commands": ["run a", "run b"], "date": "2"}
+    assert json.loads(path.read_text()) == merged
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temp file left behind
