@@ -26,18 +26,6 @@ def tiny_lcrec(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_causal_lm(tmp_path: Path) -> Path:
     """A stand-in pretrained LM folder (word-level English tokenizer + random 1-layer Llama) for the `llm` kind."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tiny_runs import save_tiny_causal_lm
 
-    words = ["<unk>", "<s>", "</s>", "Purchase", "history,", "oldest", "first:", "Next", "item:", "Item:", "Semantic",
-             "ID:", "title:", "The", "user's", "interests:", "(none)", "camping", "stove", "item"]
-    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
-                                         bos_token_id=1, eos_token_id=2))
-    folder = tmp_path / "tiny_causal_lm"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_causal_lm(tmp_path / "tiny_causal_lm")

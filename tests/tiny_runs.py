@@ -1,5 +1,6 @@
-"""Parts of the tiny run folders that decoding, serving and report tests build: a SID map, curated interests
-and a random scratch checkpoint (importable from any test: pytest puts tests/ on the path for its conftest)."""
+"""Parts of the tiny run folders that decoding, serving and report tests build: a SID map, curated interests,
+a stand-in pretrained LM and random checkpoints (importable from any test: pytest puts tests/ on the path for its
+conftest)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,38 @@ def save_random_checkpoint(sid_map: pd.DataFrame, path: Path, scratch: ScratchCo
         for param in model.parameters():
             param.normal_(0.0, std)
     return save_checkpoint(model, tokenizer, info, path)
+
+
+TINY_LM_WORDS = ["<unk>", "<s>", "</s>", "Purchase", "history,", "oldest", "first:", "Next", "item:", "Item:", "Semantic",
+                 "ID:", "title:", "The", "user's", "interests:", "(none)", "camping", "stove", "item"]
+
+
+def save_tiny_causal_lm(folder: Path) -> Path:
+    """A stand-in pretrained LM folder: a word-level tokenizer over the words genrec's prompts use (plus
+    "camping", "stove") and a random 1-layer Llama. Returns the folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(TINY_LM_WORDS)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(TINY_LM_WORDS), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_random_interest_llm(sid_map: pd.DataFrame, path: Path, base: Path, seed: int = 0, std: float = 1.0):
+    """An untrained `llm` checkpoint over the map's SIDs, built on `base`, whose prompts carry the user's
+    interests (as if trained with `sft.model.interests: true`), with N(0, std) weights. Returns (model,
+    tokenizer, info) as saved."""
+    model, tokenizer, info = build_model(ModelConfig(kind="llm", base_model=str(base), interests=True),
+                                         sid_vocabulary(sid_map["sid"]), sid_levels=3)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, std)
+    save_checkpoint(model, tokenizer, info, path)
+    return model, tokenizer, info

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tiny_runs import save_random_checkpoint, write_labelled_interests, write_sid_map
+from tiny_runs import save_random_checkpoint, save_random_interest_llm, write_labelled_interests, write_sid_map
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search, root_logprobs
@@ -288,7 +288,6 @@ def test_recommend_stage_prompt_conditioned_interests(tiny_run: Path, tmp_path: 
 
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend
-    from genrec.model.checkpoint import save_checkpoint
 
     config = RecommendConfig(system="prompted", num_beams=20, k=10, decoding="interest",
                              interest_source="mined_prompt", num_interests=2, threads=1)
@@ -302,14 +301,8 @@ def test_recommend_stage_prompt_conditioned_interests(tiny_run: Path, tmp_path: 
     with pytest.raises(ValueError, match="llm checkpoint trained with interests"):
         recommend(config, run_dir)  # the run's scratch checkpoint
     sid_map = pd.read_parquet(paths.sid_map)
-    model, tokenizer, info = build_model(ModelConfig(kind="llm", base_model=str(tiny_causal_lm), interests=True),
-                                         sid_vocabulary(sid_map["sid"]), sid_levels=3)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 1.0)
     shutil.rmtree(paths.sft_ckpt)
-    save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
+    model, tokenizer, info = save_random_interest_llm(sid_map, paths.sft_ckpt, tiny_causal_lm)
     manifest = recommend(config, run_dir)
     assert manifest.metrics["users_with_interests"] == 1 and manifest.metrics["interest_texts"] == 2
     lines = {json.loads(line)["user"]: json.loads(line) for line in paths.recs("prompted").read_text().splitlines()}
