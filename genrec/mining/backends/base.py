@@ -57,3 +57,18 @@ def text_only(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 def batches(n: int, size: int) -> Iterator[range]:
     for start in range(0, n, size):
         yield range(start, min(n, start + size))
+
+
+def token_batches(lengths: list[int], budget: int, size: int) -> Iterator[list[int]]:
+    """Consecutive indices in batches of at most `size` whose lengths sum to at most `budget` (a longer one
+    goes alone)."""
+    batch: list[int] = []
+    used = 0
+    for i, length in enumerate(lengths):
+        if batch and (used + length > budget or len(batch) >= size):
+            yield batch
+            batch, used = [], 0
+        batch.append(i)
+        used += length
+    if batch:
+        yield batch

