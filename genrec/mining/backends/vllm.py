@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from genrec.mining.backends.base import Generation, Sampling, batches, token_batches
+from genrec.mining.backends.base import Generation, Sampling, batches, text_only, token_batches
 from genrec.mining.config import BackendConfig
 from genrec.mining.prompts import Request
 from genrec.mining.schema import answer_schema
@@ -32,12 +32,6 @@ def engine(model_path: str, config: BackendConfig) -> Any:
             # compact JSON: the engine-level setting is the one xgrammar honours
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True}))
     return _ENGINES[key]
-
-
-def _texts(messages: list[dict[str, Any]]) -> list[str]:
-    """The text of every message (a string, or the text parts of an OpenAI-style part list)."""
-    return [m["content"] if isinstance(m["content"], str) else
-            " ".join(p.get("text", "") for p in m["content"] if p.get("type") == "text") for m in messages]
 
 
 class VLLMBackend:
@@ -63,8 +57,8 @@ class VLLMBackend:
         if sampling.seed is None:
             return batches(len(requests), self.config.batch_size)
         tokenizer = self.llm.get_tokenizer()
-        lengths = [sum(len(tokenizer.encode(text, add_special_tokens=False)) + 16 for text in _texts(r.messages))
-                   for r in requests]  # text parts + chat-template overhead (image tokens not counted)
+        lengths = [sum(len(tokenizer.encode(m["content"], add_special_tokens=False)) + 16  # + template overhead
+                       for m in text_only(r.messages)) for r in requests]  # image tokens not counted
         budget = self.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
         return token_batches(lengths, budget, self.config.batch_size)
 
