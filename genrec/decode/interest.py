@@ -203,7 +203,7 @@ def interest_search(root_logprobs: Callable[[Sequence[Sequence[int]]], list[dict
                     prompts: Sequence[Sequence[int]], num_beams: int, k: int,
                     select: Select, order: Order = "score") -> list[list[Recommendation]]:
     """Interest-conditioned decoding of `prompts` with one engine's two primitives (see the module doc)."""
-    root = root_logprobs(prompts)
+    root = [{} for _ in prompts] if isinstance(select, GivenPicks) else root_logprobs(prompts)
     groups = plan_groups(select(root), root, num_beams, k)
     return merge(groups, search_groups(prompts, groups), len(prompts), k, order)
 
@@ -306,15 +306,22 @@ def prompt_picks(interests: Sequence[tuple[str, float, Sequence[int]]], catalogu
     return [Pick(None, text, catalogue, math.log(max(score, 1e-6)), tuple(prompt)) for text, score, prompt in interests]
 
 
-def given_picks(chosen: Sequence[Chosen]) -> Select:
-    """The `select` of a batch whose interests were chosen before decoding (they do not read the decoder)."""
+@dataclass(frozen=True)
+class GivenPicks:
+    """The `select` of a batch whose prompt-conditioned interests were chosen before decoding: it reads no
+    first-step log-probs, so `interest_search` skips that forward pass."""
 
-    def select(root: Sequence[dict[int, float]]) -> list[Chosen]:
-        if len(root) != len(chosen):
-            raise ValueError(f"{len(root)} prompts but interests for {len(chosen)} users")
-        return list(chosen)
+    chosen: Sequence[Chosen]
 
-    return select
+    def __post_init__(self) -> None:
+        if any(p.code is not None for picks in self.chosen for p in picks):
+            raise ValueError("given picks are prompt-conditioned (code None); a code's pick needs the decoder's "
+                             "log-prob of the code")
+
+    def __call__(self, root: Sequence[dict[int, float]]) -> list[Chosen]:
+        if len(root) != len(self.chosen):
+            raise ValueError(f"{len(root)} prompts but interests for {len(self.chosen)} users")
+        return list(self.chosen)
 
 
 @dataclass(frozen=True)

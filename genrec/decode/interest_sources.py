@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from genrec.artifacts import RunPaths
-from genrec.decode.interest import (CodeSpace, DictionaryInterest, MinedInterestCodes, Select, code_labels,
-                                    dictionary_codes, given_picks, prompt_picks, top_codes)
+from genrec.decode.interest import (CodeSpace, DictionaryInterest, GivenPicks, MinedInterestCodes, Select,
+                                    code_labels, dictionary_codes, prompt_picks, top_codes)
 from genrec.model.config import ModelInfo
 
 # (a batch's users and their histories as the decoder sees them, in prompt order; k) -> the batch's `select`
@@ -140,7 +140,7 @@ def prompt_conditioned(m: int, catalogue: int, run_dir: Path, users: Sequence[st
                if u in wanted}
 
     def select_for(batch: Sequence[str], histories: Sequence[Sequence[str]], _k: int) -> Select:
-        return given_picks([prompt_picks([(text, score, prompt_for(history, [text])) for text, score in
+        return GivenPicks([prompt_picks([(text, score, prompt_for(history, [text])) for text, score in
                                           curated.get(user, [])], catalogue)
                             for user, history in zip(batch, histories, strict=True)])
 

@@ -16,9 +16,9 @@ from tiny_runs import save_random_checkpoint, save_random_interest_llm, write_la
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search, root_logprobs
-from genrec.decode.interest import (HISTORY_ONLY, CodeSpace, DictionaryInterest, Group, MinedInterestCodes, Pick,
-                                    allocate, check_interest_args, code_labels, dictionary_picks, given_picks, merge,
-                                    plan_groups, prompt_picks, top_codes)
+from genrec.decode.interest import (HISTORY_ONLY, CodeSpace, DictionaryInterest, GivenPicks, Group,
+                                    MinedInterestCodes, Pick, allocate, check_interest_args, code_labels,
+                                    dictionary_picks, merge, plan_groups, prompt_picks, top_codes)
 from genrec.decode.trie import SidTrie
 from genrec.model.build import build_model
 from genrec.model.config import ModelConfig, ScratchConfig
@@ -123,7 +123,7 @@ def test_prompt_conditioned_groups_decode_from_their_own_prompt(setup) -> None:
             param.normal_(0.0, 1.0)
     chosen = [prompt_picks([("first", 0.8, prompts[0]), ("second", 0.4, prompts[2])], 18), prompt_picks([], 18)]
     results = interest_beam_search(model, [prompts[1], prompts[3]], trie, num_beams=8, k=6, batch_size=4,
-                                   select=given_picks(chosen))
+                                   select=GivenPicks(chosen))
     groups = plan_groups(chosen, [{}, {}], num_beams=8, k=6)
     for group, prompt in zip(groups[:2], (prompts[0], prompts[2]), strict=True):
         truth = exact(model, prompt, tokens)
@@ -136,7 +136,28 @@ def test_prompt_conditioned_groups_decode_from_their_own_prompt(setup) -> None:
     assert [(r.item, r.interest) for r in results[1]] == [(item, HISTORY_ONLY) for item, _ in plain]
     assert [r.score for r in results[1]] == pytest.approx([s for _, s in plain], abs=1e-5)
     with pytest.raises(ValueError, match="interests for 2 users"):
-        given_picks(chosen)([{}])
+        GivenPicks(chosen)([{}])
+
+
+def test_given_picks_skip_the_first_step_pass() -> None:
+    """Prompt-conditioned picks do not read the decoder's first-step log-probs, so that pass is never run;
+    picks naming a code are refused (their groups would need it)."""
+    from genrec.decode.interest import interest_search
+
+    def no_root(prompts):
+        raise AssertionError("the first-step pass ran")
+
+    chosen = [prompt_picks([("a", 0.9, [5, 6])], 10), prompt_picks([], 10)]
+    seen = []
+
+    def groups_search(prompts, groups):
+        seen.extend(groups)
+        return [[(f"item{g.request}", -1.0)] for g in groups]
+
+    recs = interest_search(no_root, groups_search, [[1], [2]], 4, 1, GivenPicks(chosen))
+    assert [g.prompt for g in seen] == [(5, 6), ()] and [r[0].item for r in recs] == ["item0", "item1"]
+    with pytest.raises(ValueError, match="prompt-conditioned"):
+        GivenPicks([[Pick(3, "code", 4, -1.0)]])
 
 
 def test_root_logprobs_are_the_first_token_distribution(setup) -> None:

@@ -127,18 +127,18 @@ def test_vllm_prompt_conditioned_decoding_matches_hf(engine) -> None:
     """Prompt-conditioned interests (each group decodes the whole catalogue from its own prompt, groups overlap;
     one user has none and gets the plain search): same items, scores, interests on both engines."""
     from genrec.decode.hf_beam import interest_beam_search
-    from genrec.decode.interest import given_picks, prompt_picks
+    from genrec.decode.interest import GivenPicks, prompt_picks
 
     search, model, trie, prompts, _ = engine
     n = len(trie.item_ids)
     chosen = [prompt_picks([("a", 0.9, prompts[(r + 1) % 12]), ("b", 0.5, prompts[(r + 5) % 12]),
                             ("c", 0.2, prompts[r])], n) if r % 4 else prompt_picks([], n) for r in range(12)]
     expected = interest_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12,
-                                    select=given_picks(chosen))
+                                    select=GivenPicks(chosen))
     got = []
     for start in range(0, 12, 6):  # the select covers the whole batch it is given
         got += search.search_interest(prompts[start:start + 6], num_beams=20, k=10,
-                                      select=given_picks(chosen[start:start + 6]), batch_size=6)
+                                      select=GivenPicks(chosen[start:start + 6]), batch_size=6)
     for want, have in zip(expected, got, strict=True):
         assert len(have) == 10 and len({r.item for r in have}) == 10
         assert [(r.item, r.interest) for r in have] == [(r.item, r.interest) for r in want]
