@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
-from genrec.config import StrictModel, config_hash
+from genrec.config import StrictModel
+from genrec.train.trainer_dir import trainer_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -382,19 +383,6 @@ def save_atomically(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     tmp.rename(path)
 
 
-def _trainer_dir(config: GRPOStageConfig, run_dir: Path, input_hashes: dict[str, str]) -> Path:
-    """`grpo/trainer/` (trainer checkpoints + validation state), emptied unless it belongs to this very
-    config and these inputs (only then can a killed run resume from it)."""
-    folder = RunPaths(Path(run_dir)).stage_dir("grpo") / "trainer"
-    stamp = folder / "stamp.json"
-    expected = {"config": config_hash(config), "inputs": input_hashes}
-    if folder.exists() and (not config.resume or not stamp.is_file() or json.loads(stamp.read_text()) != expected):
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, expected)
-    return folder
-
-
 def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     """Load the SFT checkpoint, run GRPO, save the validation-best weights to `grpo/ckpt/`."""
     import os
@@ -444,13 +432,13 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     rollout = ConstrainedRollout(model, trie)
     funcs, weights = reward_functions(config, run_dir, tokenizer, sid_map, rollout, titles, user_interests, item_interests)
     rollout.install()
-    trainer_dir = _trainer_dir(config, run_dir, manifest.inputs)
-    last = get_last_checkpoint(str(trainer_dir)) if config.resume else None
+    state_dir = trainer_dir(RunPaths(Path(run_dir)).stage_dir("grpo"), config, manifest.inputs, config.resume)
+    last = get_last_checkpoint(str(state_dir)) if config.resume else None
     resume_step = int(last.rsplit("-", 1)[1]) if last else None
-    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config, trainer_dir,
+    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config, state_dir,
                                       resume_step)
     args = GRPOConfig(
-        output_dir=str(trainer_dir), max_steps=config.steps,
+        output_dir=str(state_dir), max_steps=config.steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         num_generations=config.num_generations, max_completion_length=info.sid_levels + 1,
         temperature=config.temperature, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,

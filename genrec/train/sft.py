@@ -4,7 +4,7 @@ Reads sequences, items, the sid map (and curated user interests when the task mi
 them), builds the `scratch` or `llm` model, trains on prompt/completion examples with the loss on the
 completion only, evaluates on validation rows (loss + HR/NDCG of constrained beam search on a fixed
 sample of validation users) and keeps the best checkpoint (`select_by`). Trainer checkpoints live in
-`sft/trainer/`; a killed run resumes from the newest one (when the config is unchanged). The chosen
+`sft/trainer/`; a killed run resumes from the newest one (when the config and inputs are unchanged). The chosen
 model is saved to `sft/ckpt/` (plain HF folder + genrec.json, LoRA merged).
 
 Multi-GPU / multi-node: the same command under `accelerate launch` (see README); the trainer shards batches.
@@ -19,8 +19,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
-from genrec.config import StrictModel, config_hash
+from genrec.config import StrictModel
 from genrec.model.config import ModelConfig
+from genrec.train.trainer_dir import trainer_dir
 
 
 class SFTTasks(StrictModel):
@@ -51,7 +52,7 @@ class SFTConfig(StrictModel):
     num_beams: int = Field(20, ge=10, description="beam width of the validation probe")
     eval_batch_size: int = Field(32, ge=1)
     max_interests: int = Field(5, ge=1, description="curated interests per user in prompts (best scored first)")
-    resume: bool = Field(True, description="continue from sft/trainer/checkpoint-* when the config is unchanged")
+    resume: bool = Field(True, description="continue from sft/trainer/checkpoint-* when the config and inputs are unchanged")
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding, faster)")
     logging_steps: int = Field(50, ge=1)
     seed: int = 42
@@ -72,19 +73,6 @@ def inputs(config: SFTConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
     needed = [paths.sequences, paths.items, paths.sid_map]
     return needed + [paths.interests_labelled] if config.uses_interests else needed
-
-
-def _trainer_dir(config: SFTConfig, run_dir: Path) -> Path:
-    """`sft/trainer/`, emptied when it holds checkpoints of a different config (they cannot be resumed)."""
-    import shutil
-
-    folder = RunPaths(Path(run_dir)).stage_dir("sft") / "trainer"
-    stamp = folder / "config_hash"
-    if folder.exists() and (not stamp.is_file() or stamp.read_text() != config_hash(config) or not config.resume):
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(config_hash(config))
-    return folder
 
 
 def run(config: SFTConfig, run_dir: Path) -> Manifest:
@@ -130,7 +118,8 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
 
         strategy = "steps" if config.eval_every else "epoch"
         args = TrlSFTConfig(
-            output_dir=str(_trainer_dir(config, run_dir)), num_train_epochs=config.epochs,
+            output_dir=str(trainer_dir(paths.stage_dir("sft"), config, manifest.inputs, config.resume)),
+            num_train_epochs=config.epochs,
             max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
             learning_rate=config.lr, weight_decay=config.weight_decay, warmup_steps=config.warmup,

@@ -114,6 +114,12 @@ def test_rerun_resumes_from_the_trainer_checkpoint(tmp_path: Path) -> None:
     assert [p["step"] for p in again.metrics["valid_curve"]] == [2, 4]
     changed = run(sft_config(model=tiny, max_steps=2, eval_every=2), run_dir)  # new config: stale checkpoints dropped
     assert changed.counts["resumed"] == 0 and changed.counts["steps"] == 2
+    # same config, new inputs (another SID map): checkpoint-2 was trained on the old SIDs, so it is not resumed
+    assert (RunPaths(run_dir).stage_dir("sft") / "trainer" / "checkpoint-2").is_dir()
+    sid_map = pd.read_parquet(RunPaths(run_dir).sid_map)
+    sid_map.assign(sid=sid_map["sid"].iloc[::-1].to_list()).to_parquet(RunPaths(run_dir).sid_map)
+    regenerated = run(sft_config(model=tiny, max_steps=2, eval_every=2), run_dir)
+    assert regenerated.counts["resumed"] == 0 and regenerated.counts["steps"] == 2
 
 
 def test_unknown_item_in_sid_map_is_named(tmp_path: Path) -> None:
