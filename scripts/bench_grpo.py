@@ -27,7 +27,7 @@ from genrec.artifacts import RunPaths, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
-from genrec.eval.metrics import rank_of, topk_metrics
+from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 from genrec.train.grpo import GRPOStageConfig, RewardWeights
@@ -61,22 +61,7 @@ def test_metrics(run_dir: Path, checkpoint: str, system: str, users: int | None,
         extra["users_per_s"] = manifest.metrics["users_per_s"]
     recs = read_recs(RunPaths(run_dir).recs(system), min_items=1)
     targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in recs}
-    per_user = {}
-    for u, t in targets.items():
-        rank = rank_of(t, recs[u][:10])
-        per_user[u] = 0.0 if rank is None else 1.0 / math.log2(rank + 2)
-    return {**topk_metrics(recs, targets), "users": len(targets), **extra}, per_user
-
-
-def paired_difference(variant: dict[str, float], base: dict[str, float]) -> dict[str, float]:
-    """Mean per-user NDCG@10 difference (variant - base) on the users both ranked, with a normal 95% interval."""
-    diffs = [variant[u] - base[u] for u in variant if u in base]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(n - 1, 1))
-    half = 1.96 * sd / math.sqrt(n)
-    return {"ndcg@10_diff": round(mean, 6), "ci95_low": round(mean - half, 6), "ci95_high": round(mean + half, 6),
-            "users_changed": sum(d != 0 for d in diffs), "users": n}
+    return {**topk_metrics(recs, targets), "users": len(targets), **extra}, user_ndcg(recs, targets)
 
 
 def plot(curves: dict[str, dict[str, list[float]]], path: Path) -> None:

@@ -28,7 +28,7 @@ from genrec.artifacts import Manifest, RunPaths, is_fresh, machine_description, 
 from genrec.config import REPO_ROOT
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
-from genrec.eval.metrics import topk_metrics
+from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 from genrec.train.sft import SFTConfig
@@ -93,10 +93,14 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
 
 
 def same_users_metrics(recs_path: Path, run_dir: Path, kind: str) -> dict[str, float]:
-    """A reference system's HR/NDCG on exactly the test users this variant was scored on."""
-    users = read_recs(RunPaths(run_dir).recs(f"sft_{kind}"))
+    """A reference system's HR/NDCG on exactly the test users this variant was scored on, and the variant's paired
+    per-user NDCG@10 difference to it (`paired_ndcg@10`: mean and 95% interval)."""
+    ours = read_recs(RunPaths(run_dir).recs(f"sft_{kind}"))
     targets = targets_for(run_dir, "test")
-    return topk_metrics(read_recs(recs_path), {u: targets[u] for u in users}, [5, 10])
+    targets = {u: targets[u] for u in ours}
+    reference = read_recs(recs_path)
+    paired = paired_difference(user_ndcg(ours, targets), user_ndcg(reference, targets))
+    return {**topk_metrics(reference, targets, [5, 10]), "paired_ndcg@10": paired}
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genrec.eval.metrics import topk_metrics
+from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 
 
 def test_hand_computed_ranks() -> None:
@@ -38,3 +38,25 @@ def test_user_without_recs_counts_as_miss() -> None:
 def test_no_targets_is_an_error() -> None:
     with pytest.raises(ValueError, match="no evaluation targets"):
         topk_metrics({}, {})
+
+
+def test_user_ndcg_matches_the_mean_and_counts_misses() -> None:
+    recs = {"u1": ["a", "b", "c"], "u2": ["d", "e"], "u3": ["z"] * 11}
+    targets = {"u1": "c", "u2": "e", "u3": "q", "u4": "a"}  # u3 misses, u4 has no recs
+    per_user = user_ndcg(recs, targets)
+    assert per_user == pytest.approx({"u1": 1 / math.log2(4), "u2": 1 / math.log2(3), "u3": 0.0, "u4": 0.0})
+    assert sum(per_user.values()) / len(per_user) == pytest.approx(topk_metrics(recs, targets)["ndcg@10"], abs=1e-6)
+    assert user_ndcg({"u1": [f"i{n}" for n in range(10)] + ["c"]}, {"u1": "c"})["u1"] == 0.0  # rank 11: outside k
+
+
+def test_paired_difference_interval_and_shared_users() -> None:
+    base = {f"u{n}": 0.0 for n in range(200)}
+    better = {u: (1.0 if n % 2 else 0.0) for n, u in enumerate(base)}  # half the users gain a top-1 hit
+    result = paired_difference(better, base)
+    assert result["ndcg@10_diff"] == pytest.approx(0.5) and result["users"] == 200 and result["users_changed"] == 100
+    assert 0 < result["ci95_low"] < 0.5 < result["ci95_high"] < 1
+    same = paired_difference(base, base)
+    assert same["ndcg@10_diff"] == same["ci95_low"] == same["ci95_high"] == 0.0 and same["users_changed"] == 0
+    assert paired_difference({"u1": 1.0, "other": 0.0}, {"u1": 0.5})["users"] == 1  # only shared users count
+    with pytest.raises(ValueError, match="share no users"):
+        paired_difference({"a": 1.0}, {"b": 1.0})
