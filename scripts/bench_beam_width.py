@@ -6,7 +6,7 @@ chosen) and on the test split, with users/s measured in the same run so the spee
 
     python scripts/bench_beam_width.py --run runs/scientific --checkpoint sft --beams 20 50 --threads 2
 
-Writes benchmarks/results/beam_width_<dataset>.json (`widths`: per width `valid` / `test` HR/NDCG@5/10 and
+Writes benchmarks/results/beam_width_<dataset>.json (`checkpoints`, keyed by checkpoint and user count; `widths`: per width `valid` / `test` HR/NDCG@5/10 and
 `users_per_s`).
 """
 
@@ -37,9 +37,13 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 def score(model, trie: SidTrie, builder: ExampleBuilder, rows, num_beams: int, batch_size: int) -> dict:
     """HR/NDCG@5/10 of the top 10 of `num_beams`-wide constrained beam search on these rows, and users/s."""
     prompts = [prompt for prompt, _ in history_examples(builder, rows)]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
     start = time.perf_counter()
-    ranked = constrained_beam_search(model, prompts, trie, num_beams, 10, batch_size)
+    in_order = constrained_beam_search(model, [prompts[i] for i in order], trie, num_beams, 10, batch_size)
     wall = time.perf_counter() - start
+    ranked = [None] * len(prompts)
+    for position, i in enumerate(order):
+        ranked[i] = in_order[position]
     recs = {user: [item for item, _ in r] for user, r in zip(rows["user_id"], ranked, strict=True)}
     metrics = topk_metrics(recs, dict(zip(rows["user_id"], rows["target"], strict=True)), [5, 10])
     return dict(metrics=metrics, users=len(rows), users_per_s=round(len(rows) / wall, 2), wall_s=round(wall, 1))
@@ -79,7 +83,8 @@ def main() -> None:
     out = RESULTS / f"beam_width_{args.dataset}.json"
     entry = dict(widths=widths, batch_size=args.batch_size, threads=args.threads, command="python " + " ".join(sys.argv),
                  machine=machine_description(), date=datetime.now(UTC).isoformat(timespec="seconds"))
-    write_json_merged(out, {"checkpoints": {str(ckpt): entry}}, sections=["checkpoints"])
+    key = f"{ckpt} ({args.max_users or 'all'} users per split)"
+    write_json_merged(out, {"checkpoints": {key: entry}}, sections=["checkpoints"])
     print(f"wrote {out}")
 
 
