@@ -6,8 +6,8 @@ chosen) and on the test split, with users/s measured in the same run so the spee
 
     python scripts/bench_beam_width.py --run runs/scientific --checkpoint sft --beams 20 50 --threads 2
 
-Writes benchmarks/results/beam_width_<dataset>.json (`checkpoints`, keyed by checkpoint and user count; `widths`: per width `valid` / `test` HR/NDCG@5/10 and
-`users_per_s`).
+Writes benchmarks/results/beam_width_<dataset>.json (`checkpoints`, keyed by checkpoint and user count; `widths`:
+per width `valid` / `test` HR/NDCG@5/10 and `users_per_s`).
 """
 
 from __future__ import annotations

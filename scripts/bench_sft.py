@@ -92,7 +92,7 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
     }
 
 
-def same_users_metrics(recs_path: Path, run_dir: Path, kind: str) -> dict[str, float]:
+def same_users_metrics(recs_path: Path, run_dir: Path, kind: str) -> dict:
     """A reference system's HR/NDCG on exactly the test users this variant was scored on, and the variant's paired
     per-user NDCG@10 difference to it (`paired_ndcg@10`: mean and 95% interval)."""
     ours = read_recs(RunPaths(run_dir).recs(f"sft_{kind}"))
