@@ -23,29 +23,24 @@ import torch
 from genrec.artifacts import RunPaths, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.data import load_items, load_sequences
-from genrec.decode.hf_beam import constrained_beam_search
 from genrec.decode.stage import checkpoint_path
 from genrec.decode.trie import SidTrie
-from genrec.eval.metrics import topk_metrics
 from genrec.model.checkpoint import load_checkpoint
 from genrec.model.sources import read_sid_map
 from genrec.train.sft_data import ExampleBuilder, SftSources, history_examples
+from genrec.train.sft_trainer import RankingProbe
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def score(model, trie: SidTrie, builder: ExampleBuilder, rows, num_beams: int, batch_size: int) -> dict:
     """HR/NDCG@5/10 of the top 10 of `num_beams`-wide constrained beam search on these rows, and users/s."""
-    prompts = [prompt for prompt, _ in history_examples(builder, rows)]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    probe = RankingProbe(users=list(rows["user_id"]), prompts=[prompt for prompt, _ in history_examples(builder, rows)],
+                         targets=dict(zip(rows["user_id"], rows["target"], strict=True)), trie=trie,
+                         num_beams=num_beams, batch_size=batch_size)
     start = time.perf_counter()
-    in_order = constrained_beam_search(model, [prompts[i] for i in order], trie, num_beams, 10, batch_size)
+    metrics = probe.metrics(model)
     wall = time.perf_counter() - start
-    ranked = [None] * len(prompts)
-    for position, i in enumerate(order):
-        ranked[i] = in_order[position]
-    recs = {user: [item for item, _ in r] for user, r in zip(rows["user_id"], ranked, strict=True)}
-    metrics = topk_metrics(recs, dict(zip(rows["user_id"], rows["target"], strict=True)), [5, 10])
     return dict(metrics=metrics, users=len(rows), users_per_s=round(len(rows) / wall, 2), wall_s=round(wall, 1))
 
 

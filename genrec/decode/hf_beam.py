@@ -94,7 +94,8 @@ def _search_rows(model: PreTrainedModel, rows: Sequence[Sequence[int]], prefix_l
 def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], trie: SidTrie, num_beams: int, k: int,
                             batch_size: int) -> list[list[tuple[str, float]]]:
     """Per prompt, the top-k distinct valid items with their scores (sum of raw log-probs of the SID tokens),
-    best first. Fewer than k only when fewer than k items exist."""
+    best first. Fewer than k only when fewer than k items exist. Prompts are batched by length (less padding),
+    results come back in the given order."""
     if not 1 <= k <= num_beams:
         raise ValueError(f"k={k} must be between 1 and num_beams={num_beams}")
     if batch_size < 1:
@@ -102,10 +103,13 @@ def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], tr
     if any(not p for p in prompts):
         raise ValueError("empty prompt: every prompt needs at least the <ans> marker")
     model = _unwrap(model)
-    results: list[list[tuple[str, float]]] = []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: list[list[tuple[str, float]]] = [[] for _ in prompts]
     with _blank_generation_config(model):
-        for first in range(0, len(prompts), batch_size):
-            results += [r[:k] for r in _search_rows(model, prompts[first:first + batch_size], 0, trie, num_beams)]
+        for first in range(0, len(order), batch_size):
+            chunk = order[first:first + batch_size]
+            for i, ranked in zip(chunk, _search_rows(model, [prompts[i] for i in chunk], 0, trie, num_beams), strict=True):
+                results[i] = ranked[:k]
     return results
 
 

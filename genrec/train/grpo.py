@@ -237,23 +237,6 @@ def sample_rows(sequences: pd.DataFrame, split: str, limit: int | None, seed: in
     return rows.reset_index(drop=True)
 
 
-def validation_ndcg(model: PreTrainedModel, trie: SidTrie, prompts: list[list[int]], targets: list[str],
-                    config: GRPOStageConfig) -> dict[str, float]:
-    """HR/NDCG@5/10 of constrained beam search on the validation sample."""
-    import torch
-
-    from genrec.decode.hf_beam import constrained_beam_search
-    from genrec.eval.metrics import topk_metrics
-
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        ranked = constrained_beam_search(model, prompts, trie, config.num_beams, 10, config.eval_batch_size)
-    model.train(was_training)
-    recs = {str(i): [item for item, _ in r] for i, r in enumerate(ranked)}
-    return topk_metrics(recs, {str(i): t for i, t in enumerate(targets)})
-
-
 def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTrie, prompts: list[list[int]],
                targets: list[str], config: GRPOStageConfig, state_dir: Path, resume_step: int | None,
                ) -> tuple[Any, Any]:
@@ -262,6 +245,11 @@ def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTri
     from transformers import TrainerCallback
 
     from genrec.progress import progress_bar
+    from genrec.train.sft_trainer import RankingProbe
+
+    probe = RankingProbe(users=[str(i) for i in range(len(prompts))], prompts=prompts,
+                         targets={str(i): t for i, t in enumerate(targets)}, trie=trie, num_beams=config.num_beams,
+                         batch_size=config.eval_batch_size)
 
     class Validation(TrainerCallback):
         """NDCG@10 on validation at step 0 and every `eval_every` steps. The best weights and the curve (each
@@ -280,7 +268,7 @@ def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTri
 
         def check(self, step: int) -> None:
             with rollout.paused():
-                metrics = validation_ndcg(model, trie, prompts, targets, config)
+                metrics = probe.metrics(model)
             self.curve[step] = {**metrics, "rollouts": rollout.rollouts, "invalid": rollout.invalid,
                                 "seconds": rollout.seconds}
             if metrics["ndcg@10"] > self.best_ndcg:
