@@ -11,6 +11,11 @@ from genrec.data import load_items, load_sequences
 from genrec.eval.recs import write_recs
 
 
+def sasrec_model_path(run_dir: Path) -> Path:
+    """Where SASRec's best weights are saved (embed.collab=sasrec reads its item table)."""
+    return RunPaths(Path(run_dir)).stage_dir("baselines") / "sasrec" / "model.pt"
+
+
 def inputs(config: BaselinesConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
     return [paths.items, paths.sequences]
@@ -29,9 +34,9 @@ def run(config: BaselinesConfig, run_dir: Path) -> Manifest:
         if "sasrec" in config.systems:
             from genrec.baselines.sasrec import fit_and_recommend
 
-            result = fit_and_recommend(config.sasrec, load_items(run_dir), sequences, config.k,
-                                       paths.stage_dir("baselines") / "sasrec")
+            model_path = sasrec_model_path(run_dir)
+            result = fit_and_recommend(config.sasrec, load_items(run_dir), sequences, config.k, model_path.parent)
             manifest.counts["sasrec_users"] = write_recs(paths.recs("sasrec"), result.recs.items())
             manifest.metrics["sasrec"] = result.summary
-            manifest.outputs.append(str(paths.recs("sasrec")))
+            manifest.outputs += [str(paths.recs("sasrec")), str(model_path)]
     return manifest

@@ -13,6 +13,7 @@ DEFAULT_TEMPLATE = "{title}. Brand: {brand}. Categories: {categories}. {descript
 
 Fusion = Literal["concat", "weighted_sum", "text_only"]
 InterestSource = Literal["auto", "labelled", "mined", "none"]
+Collab = Literal["none", "sasrec"]
 
 
 class EmbedConfig(StrictModel):
@@ -35,6 +36,11 @@ class EmbedConfig(StrictModel):
         "auto", description="auto: labelled interests (label 1, weighted by score) if present, else mined "
         "interests (weighted by agreement), else none (text only)")
     max_interests: int = Field(8, ge=1, description="at most this many interests per item (highest weight first)")
+    collab: Collab = Field(
+        "none", description="sasrec: append the trained SASRec baseline's item embeddings (collaborative signal, "
+        "as LETTER argues SIDs need; needs `sasrec` in baselines.systems). none: content only")
+    collab_weight: float = Field(0.5, ge=0.0, le=1.0, description="collaborative share w: the vector becomes "
+                                 "[sqrt(1-w) fused, sqrt(w) sasrec]; 1 = SIDs from SASRec alone")
     image_emb: Path | None = Field(
         None, description="optional image vectors: .safetensors (tensor `image`, metadata item_ids) or .npz "
         "(arrays item_ids, embeddings); appended to the fused vector, zeros for items without one")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from genrec.artifacts import Manifest, RunPaths, atomic_output, stage_run
-from genrec.data import load_items
+from genrec.baselines.stage import sasrec_model_path
+from genrec.data import load_items, load_sequences
 from genrec.embed.config import EmbedConfig
 from genrec.embed.interests import interest_file, load_item_interests
 
@@ -19,6 +20,8 @@ def inputs(config: EmbedConfig, run_dir: Path) -> list[Path]:
     _, interests = interest_file(Path(run_dir), config.interests)
     if interests is not None and config.fusion != "text_only":
         paths.append(interests)
+    if config.collab == "sasrec":
+        paths.append(sasrec_model_path(run_dir))
     if config.image_emb is not None:
         paths.append(config.image_emb)
     return paths
@@ -28,6 +31,8 @@ def run(config: EmbedConfig, run_dir: Path) -> Manifest:
     """Encode every item's text and interests, fuse them, write the tensors with the item ids in row order."""
     from safetensors.numpy import save_file
 
+    from genrec.data.tensors import user_training_items
+    from genrec.embed.collab import append_collab, sasrec_item_vectors
     from genrec.embed.encode import append_image, encode, fuse, load_encoder, pool_interests
     from genrec.embed.image import image_matrix, read_image_vectors
     from genrec.embed.text import item_texts
@@ -54,6 +59,13 @@ def run(config: EmbedConfig, run_dir: Path) -> Manifest:
             manifest.counts["interest_phrases"] = len(phrases)
         fused = fuse(text, interest, has_interest, config.fusion, config.alpha)
 
+        if config.collab == "sasrec":
+            trained = {i for items in user_training_items(load_sequences(run_dir)).values() for i in items}
+            collab = sasrec_item_vectors(sasrec_model_path(run_dir), item_ids, trained)
+            tensors["collab"] = collab
+            fused = append_collab(fused, collab, config.collab_weight)
+            manifest.counts["items_with_collab"] = int((collab != 0).any(1).sum())
+
         if config.image_emb is not None:
             images, found = image_matrix(read_image_vectors(config.image_emb), item_ids)
             tensors["image"] = images
@@ -68,6 +80,7 @@ def run(config: EmbedConfig, run_dir: Path) -> Manifest:
             "alpha": str(config.alpha),
             "interest_source": curated.source if curated is not None else "none",
             "interest_file": str(curated.path) if curated is not None and curated.path else "",
+            "collab": config.collab if config.collab == "none" else f"{config.collab} (w={config.collab_weight})",
         }
         with atomic_output(paths.item_emb) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
