@@ -1,5 +1,5 @@
 """The reproduction report of one dataset: every measured variant's test metrics, the ablation ladder of the
-method (MostPop → SASRec → text-only SIDs + SFT → + interest-enriched SIDs → + GRPO rule rewards →
+method (MostPop → SASRec → text-only SIDs + SFT → + interest-enriched SIDs → + collaborative SIDs → + GRPO rule rewards →
 + interest-aware reward, and any other measured system such as multi-interest retrieval), the wall time of
 every stage of the run folders, and published numbers of peers with their sources.
 
@@ -48,6 +48,7 @@ LADDER = (
     Step("SASRec (full-softmax CE)", r"^baseline_sasrec$"),
     Step("text-only SIDs + SFT (TIGER / LC-Rec setting)", r"^sft:(?!.*interest).*text"),
     Step("+ interest-enriched SIDs", r"^(sft|sid_sft|ieid)\w*:.*(interest|ieid|fused)"),
+    Step("+ collaborative SIDs (SASRec item table appended, as LETTER)", r"^sft:.*collab"),
     Step("+ GRPO (rule rewards)", r"^grpo:.*rule"),
     Step("+ interest-aware reward", r"^grpo:.*interest"),
     Step("multi-interest retrieval (GemiRec / ULIM / DMI)", r"^multi\w*(:|$)"),

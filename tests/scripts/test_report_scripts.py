@@ -45,7 +45,8 @@ def results(tmp_path: Path) -> Path:
         "scratch:textbig": {"metrics": m(0.09), "test_users": 10, "valid_curve": curve},  # better, but a sample
         # better on test but worse on validation: validation picks the rung's row, never the test metrics
         "scratch:textlong": {"metrics": m(0.035), "test_users": USERS, "best_valid_ndcg@10": 0.02},
-        "scratch:interest": {"metrics": m(0.04), "test_users": USERS, "valid_curve": curve}}})
+        "scratch:interest": {"metrics": m(0.04), "test_users": USERS, "valid_curve": curve},
+        "scratch:collab_w05": {"metrics": m(0.045), "test_users": USERS, "best_valid_ndcg@10": 0.05}}})
     write_json(folder / "grpo_toy.json", {
         "metrics": {"sft": m(0.03) | {"users": USERS}, "grpo_rules": m(0.035) | {"users": USERS}},
         "wall_s": {"grpo_rules_train": 50.0, "grpo_rules_test": 5.0},
@@ -89,6 +90,7 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     text = steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]
     assert (text["row"], text["chosen_by"]) == ("sft:scratch:text", "best validation NDCG@10")
     assert steps["+ interest-enriched SIDs"]["row"] == "sft:scratch:interest"
+    assert steps["+ collaborative SIDs (SASRec item table appended, as LETTER)"]["row"] == "sft:scratch:collab_w05"
     assert steps["+ GRPO (rule rewards)"]["row"] == "grpo:grpo_rules"
     assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo:sft", "ndcg@10": 0.03}
     assert steps["MostPop"]["start"] is None
