@@ -1,7 +1,7 @@
 """Collaborative item vectors for semantic IDs: the trained SASRec baseline's item embedding table.
 
 Text (and interest) vectors group items by what they say; SASRec's item table groups them by who buys them
-together. LETTER (Wang et al., 2024) showed SIDs need both; appending the collaborative vector before the
+together. LETTER (arXiv 2405.07314) argues SIDs need both; appending the collaborative vector before the
 RQ-VAE is the simplest form of that. SASRec is fitted on the training split only (validation picks its epoch),
 so no test target reaches the SIDs.
 """
