@@ -4,7 +4,8 @@ Each variant is one `genrec recommend` process (`--decoding beam|interest`, `--e
 folder; its recs.jsonl is scored with the eval module (full-ranking HR/NDCG@5/10) and for breadth:
 category coverage@10 (distinct categories in the top 10: the first level under the dataset's root
 category, and the finest level), first-level SID codes in the top 10, and intra-list diversity@10
-(1 - mean pairwise cosine of the items' text embeddings, all-MiniLM-L6-v2, from embed/item_emb.safetensors).
+(1 - mean pairwise cosine of the items' text embeddings, all-MiniLM-L6-v2, from embed/item_emb.safetensors);
+each interest row also gets its paired per-user NDCG@10 difference to the plain beam (95% interval).
 Speed is the stage's users/s (search only), HF and vLLM on the same first --vllm-users test users (the
 vLLM lists are checked against HF's).
 
@@ -111,13 +112,32 @@ def target_code_in_list(recs: dict[str, list[str]], run_dir: Path, breadth: Brea
     return round(float(np.mean(hits)), 4)
 
 
+def add_paired_vs_beam(rows: dict[str, dict], run_dir: Path) -> None:
+    """Each interest row's per-user NDCG@10 difference to the plain beam on the same users, with its 95% interval
+    (`paired_ndcg@10_vs_beam`): whether "equal NDCG@10" holds is a paired question, not one of two means."""
+    from genrec.eval.metrics import paired_difference, user_ndcg
+    from genrec.eval.stage import targets_for
+
+    if "beam" not in rows:
+        return
+    beam = read_recs(RunPaths(run_dir).recs("idec_hf_beam"))
+    targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in beam}
+    base = user_ndcg(beam, targets)
+    for name, row in rows.items():
+        if name != "beam":
+            ours = user_ndcg(read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}")), targets)
+            row["paired_ndcg@10_vs_beam"] = paired_difference(ours, base)
+
+
 def rescore(out: Path, section: str | None, run_dir: Path, breadth: Breadth, command: str) -> None:
-    """Recompute every HF row's accuracy (over the covered users) and target-code share from its recs.jsonl."""
+    """Recompute every HF row's accuracy (over the covered users), target-code share and paired difference to the
+    plain beam from its recs.jsonl."""
     data = json.loads(out.read_text())
     result = data[section] if section else data
     for name, row in result["hf"].items():
         recs = read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}"))
         row.update(covered_metrics(recs, run_dir), target_code_in_list=target_code_in_list(recs, run_dir, breadth))
+    add_paired_vs_beam(result["hf"], run_dir)
     result["command"] = f"{result['command']} && {command}"
     save(out, result, section)
 
@@ -213,6 +233,7 @@ def main() -> None:
             row.update({k: stage[k] for k in ("users_with_interests", "interest_texts", "interest_model",
                                               "dictionary_codes") if k in stage})
         result["hf"][name] = row
+        add_paired_vs_beam(result["hf"], run_dir)
         print(name, json.dumps(row), flush=True)
         save(out, result, args.section)
     if args.vllm_users:  # speed on both engines over the same users; vLLM lists checked against HF's
