@@ -112,21 +112,15 @@ def target_code_in_list(recs: dict[str, list[str]], run_dir: Path, breadth: Brea
     return round(float(np.mean(hits)), 4)
 
 
-def add_paired_vs_beam(rows: dict[str, dict], run_dir: Path) -> None:
-    """Each interest row's per-user NDCG@10 difference to the plain beam on the same users, with its 95% interval
+def paired_vs_beam(recs: dict[str, list[str]], run_dir: Path) -> dict[str, float]:
+    """This row's per-user NDCG@10 difference to the plain beam on the beam's users, with its 95% interval
     (`paired_ndcg@10_vs_beam`): whether "equal NDCG@10" holds is a paired question, not one of two means."""
     from genrec.eval.metrics import paired_difference, user_ndcg
     from genrec.eval.stage import targets_for
 
-    if "beam" not in rows:
-        return
     beam = read_recs(RunPaths(run_dir).recs("idec_hf_beam"))
     targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in beam}
-    base = user_ndcg(beam, targets)
-    for name, row in rows.items():
-        if name != "beam":
-            ours = user_ndcg(read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}")), targets)
-            row["paired_ndcg@10_vs_beam"] = paired_difference(ours, base)
+    return paired_difference(user_ndcg(recs, targets), user_ndcg(beam, targets))
 
 
 def rescore(out: Path, section: str | None, run_dir: Path, breadth: Breadth, command: str) -> None:
@@ -137,7 +131,8 @@ def rescore(out: Path, section: str | None, run_dir: Path, breadth: Breadth, com
     for name, row in result["hf"].items():
         recs = read_recs(RunPaths(run_dir).recs(f"idec_hf_{name}"))
         row.update(covered_metrics(recs, run_dir), target_code_in_list=target_code_in_list(recs, run_dir, breadth))
-    add_paired_vs_beam(result["hf"], run_dir)
+        if name != "beam" and "beam" in result["hf"]:
+            row["paired_ndcg@10_vs_beam"] = paired_vs_beam(recs, run_dir)
     result["command"] = f"{result['command']} && {command}"
     save(out, result, section)
 
@@ -232,8 +227,8 @@ def main() -> None:
                        interests_per_list_top10=interests_per_list(path))
             row.update({k: stage[k] for k in ("users_with_interests", "interest_texts", "interest_model",
                                               "dictionary_codes") if k in stage})
+            row["paired_ndcg@10_vs_beam"] = paired_vs_beam(recs, run_dir)
         result["hf"][name] = row
-        add_paired_vs_beam(result["hf"], run_dir)
         print(name, json.dumps(row), flush=True)
         save(out, result, args.section)
     if args.vllm_users:  # speed on both engines over the same users; vLLM lists checked against HF's
