@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -104,6 +104,7 @@ class Manifest(BaseModel):
     stage: str
     config: dict[str, Any]
     config_hash: str
+    stage_dir: str = Field("", description="where the stage ran; lets a copied or moved run folder stay fresh")
     inputs: dict[str, str] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -235,6 +236,7 @@ def stage_run(stage: str, config: BaseModel, stage_dir: Path, inputs: Sequence[P
         stage=stage,
         config=config.model_dump(mode="json"),
         config_hash=config_hash(config),
+        stage_dir=str(stage_dir),
         inputs=input_hashes,
         versions=package_versions(),
         machine=machine_description(),
@@ -246,14 +248,36 @@ def stage_run(stage: str, config: BaseModel, stage_dir: Path, inputs: Sequence[P
     write_json(manifest_path(stage_dir), manifest.model_dump(mode="json"))
 
 
+def relocator(recorded: str, stage_dir: Path) -> Callable[[str], str]:
+    """Map paths a manifest recorded under its old run folder to the folder it now lies in.
+
+    The old and new run roots are what remains of the recorded and the current stage folder once their common
+    trailing names (`sft`, `multi/sasrec`, ...) are dropped; paths outside the old root (a shared dataset) stay."""
+    old, new = Path(recorded), Path(stage_dir)
+    if not recorded or old == new:
+        return lambda path: path
+    while old.name and old.name == new.name:
+        old, new = old.parent, new.parent
+
+    def relocate(path: str) -> str:
+        try:
+            return str(new / Path(path).relative_to(old))
+        except ValueError:
+            return path
+
+    return relocate
+
+
 def is_fresh(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> bool:
-    """True when the stage's manifest matches this config and these inputs and its outputs exist."""
+    """True when the stage's manifest matches this config and these inputs and its outputs exist (in a run
+    folder that was copied or moved, the recorded paths are read relative to where the folder is now)."""
     manifest = read_manifest(stage_dir)
     if manifest is None or manifest.config_hash != config_hash(config):
         return False
-    if not all(Path(p).exists() for p in manifest.outputs):
+    relocate = relocator(manifest.stage_dir, stage_dir)
+    if not all(Path(relocate(p)).exists() for p in manifest.outputs):
         return False
     try:
-        return manifest.inputs == hash_inputs(inputs)
+        return {relocate(p): h for p, h in manifest.inputs.items()} == hash_inputs(inputs)
     except MissingInputError:
         return False

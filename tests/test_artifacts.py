@@ -33,6 +33,24 @@ def test_manifest_written_and_fresh_until_input_or_config_changes(tmp_path: Path
     assert not is_fresh(tmp_path / "stage", Cfg(), [src])
 
 
+def test_moved_stage_reads_recorded_paths_from_its_new_place(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.txt"  # outside the run folder: stays where it is
+    shared.write_text("s")
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    (tmp_path / "a" / "data" / "in.txt").write_text("a")
+    with stage_run("s", Cfg(), tmp_path / "a" / "stage", [tmp_path / "a" / "data" / "in.txt", shared]) as manifest:
+        (tmp_path / "a" / "stage" / "out.txt").write_text("done")
+        manifest.outputs = [str(tmp_path / "a" / "stage" / "out.txt")]
+    (tmp_path / "a").rename(tmp_path / "b")
+    inputs = [tmp_path / "b" / "data" / "in.txt", shared]
+    assert is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+    shared.write_text("changed")
+    assert not is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+    shared.write_text("s")
+    (tmp_path / "b" / "stage" / "out.txt").unlink()
+    assert not is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+
+
 def test_failed_stage_leaves_no_manifest(tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_text("a")

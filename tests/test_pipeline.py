@@ -41,3 +41,21 @@ def test_killed_stage_reruns(tiny_lcrec: Path, tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
     run_pipeline(_config(tiny_lcrec, tmp_path), on_stage=lambda n, s: seen.append((n, s)))
     assert [n for n, s in seen if s == "run"] == ["baselines"]
+
+
+def test_copied_run_folder_stays_fresh(tiny_lcrec: Path, tmp_path: Path) -> None:
+    """Copying a run folder (to branch an experiment off it) keeps its stages fresh there, and what is checked
+    is the copy's files, not the original's."""
+    import shutil
+
+    run_pipeline(_config(tiny_lcrec, tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    seen: list[tuple[str, str]] = []
+    run_pipeline(_config(tiny_lcrec, tmp_path / "b"), on_stage=lambda n, s: seen.append((n, s)))
+    assert [n for n, s in seen if s == "run"] == []
+
+    (tmp_path / "b" / "eval" / "mostpop" / "recs.jsonl").unlink()
+    seen.clear()
+    run_pipeline(_config(tiny_lcrec, tmp_path / "b"), on_stage=lambda n, s: seen.append((n, s)))
+    assert [n for n, s in seen if s == "run"] == ["baselines"]  # rewrites the same recs, so eval stays fresh
