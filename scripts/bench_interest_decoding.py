@@ -19,6 +19,7 @@ vLLM lists are checked against HF's).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -112,15 +113,25 @@ def target_code_in_list(recs: dict[str, list[str]], run_dir: Path, breadth: Brea
     return round(float(np.mean(hits)), 4)
 
 
-def paired_vs_beam(recs: dict[str, list[str]], run_dir: Path) -> dict[str, float]:
-    """This row's per-user NDCG@10 difference to the plain beam on the beam's users, with its 95% interval
-    (`paired_ndcg@10_vs_beam`): whether "equal NDCG@10" holds is a paired question, not one of two means."""
-    from genrec.eval.metrics import paired_difference, user_ndcg
+@functools.cache
+def beam_user_ndcg(run_dir: Path) -> tuple[dict[str, str], dict[str, float]]:
+    """The plain beam's users' test targets and per-user NDCG@10, read once per run folder (every interest row is
+    paired against them)."""
+    from genrec.eval.metrics import user_ndcg
     from genrec.eval.stage import targets_for
 
     beam = read_recs(RunPaths(run_dir).recs("idec_hf_beam"))
     targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in beam}
-    return paired_difference(user_ndcg(recs, targets), user_ndcg(beam, targets))
+    return targets, user_ndcg(beam, targets)
+
+
+def paired_vs_beam(recs: dict[str, list[str]], run_dir: Path) -> dict[str, float]:
+    """This row's per-user NDCG@10 difference to the plain beam on the beam's users, with its 95% interval
+    (`paired_ndcg@10_vs_beam`): whether "equal NDCG@10" holds is a paired question, not one of two means."""
+    from genrec.eval.metrics import paired_difference, user_ndcg
+
+    targets, beam = beam_user_ndcg(run_dir)
+    return paired_difference(user_ndcg(recs, targets), beam)
 
 
 def rescore(out: Path, section: str | None, run_dir: Path, breadth: Breadth, command: str) -> None:

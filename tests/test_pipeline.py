@@ -1,5 +1,6 @@
 """`genrec run`: stages run in order and are skipped when fresh; changes re-run what depends on them."""
 
+import shutil
 from pathlib import Path
 
 from genrec.pipeline import load_run_config, run_pipeline
@@ -46,8 +47,6 @@ def test_killed_stage_reruns(tiny_lcrec: Path, tmp_path: Path) -> None:
 def test_copied_run_folder_stays_fresh(tiny_lcrec: Path, tmp_path: Path) -> None:
     """Copying a run folder (to branch an experiment off it) keeps its stages fresh there, and what is checked
     is the copy's files, not the original's."""
-    import shutil
-
     run_pipeline(_config(tiny_lcrec, tmp_path / "a"))
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     shutil.rmtree(tmp_path / "a")
