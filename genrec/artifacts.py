@@ -269,8 +269,9 @@ def relocator(recorded: str, stage_dir: Path) -> Callable[[str], str]:
 
 
 def is_fresh(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> bool:
-    """True when the stage's manifest matches this config and these inputs and its outputs exist (in a run
-    folder that was copied or moved, the recorded paths are read relative to where the folder is now)."""
+    """True when the stage's manifest matches this config, its inputs have the bytes they had (compared in the
+    stage's input order, not by path: a run folder copied to another checkout or machine reads the same dataset
+    and prompts from a new place), and its outputs exist (read relative to where a copied run folder is now)."""
     manifest = read_manifest(stage_dir)
     if manifest is None or manifest.config_hash != config_hash(config):
         return False
@@ -278,6 +279,6 @@ def is_fresh(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> bool
     if not all(Path(relocate(p)).exists() for p in manifest.outputs):
         return False
     try:
-        return {relocate(p): h for p, h in manifest.inputs.items()} == hash_inputs(inputs)
+        return list(manifest.inputs.values()) == list(hash_inputs(inputs).values())
     except MissingInputError:
         return False

@@ -3,7 +3,7 @@ method (MostPop → SASRec → text-only SIDs + SFT → + interest-enriched SIDs
 + interest-aware reward, and any other measured system such as multi-interest retrieval), the wall time of
 every stage of the run folders, and published numbers of peers with their sources.
 
-It trains nothing: it reads what the other benchmarks wrote (`benchmarks/results/*_<dataset>.json`) and the
+It trains nothing: it reads what the other benchmarks wrote (`benchmarks/results/*_<dataset>[_<tag>].json`) and the
 `manifest.json` files of run folders, so it can be re-run whenever a benchmark adds a number.
 
     python scripts/bench_repro.py --dataset scientific --update-benchmarks
@@ -49,8 +49,8 @@ LADDER = (
     Step("text-only SIDs + SFT (TIGER / LC-Rec setting)", r"^sft:(?!.*interest).*text"),
     Step("+ interest-enriched SIDs", r"^(sft|sid_sft|ieid)\w*:.*(interest|ieid|fused)"),
     Step("+ collaborative SIDs (SASRec item table appended, as LETTER)", r"^sft:.*collab"),
-    Step("+ GRPO (rule rewards)", r"^grpo:.*rule"),
-    Step("+ interest-aware reward", r"^grpo:.*interest"),
+    Step("+ GRPO (rule rewards)", r"^grpo\w*:.*rule"),
+    Step("+ interest-aware reward", r"^grpo\w*:.*interest"),
     Step("multi-interest retrieval (GemiRec / ULIM / DMI)", r"^multi\w*(:|$)"),
     Step("interest-conditioned decoding (a beam group per interest)", r"^interest_decoding:.*interest",
          default=r"^interest_decoding:hf:interest_codes_m4_score$"),
@@ -139,11 +139,13 @@ def _wall(obj: dict, *keys: str) -> float | None:
 
 
 def rows_from_results(results: Path, dataset: str) -> list[Row]:
-    """Every system measured in `results/*_<dataset>.json`: a file with `metrics` (one system, or one per
+    """Every system measured in `results/*_<dataset>[_<tag>].json`: a file with `metrics` (one system, or one per
     variant) or `variants` (each with `metrics`). Unreadable or metric-less files are skipped."""
     rows = []
-    for path in sorted(results.glob(f"*_{dataset}.json")):
-        stem = path.stem.removesuffix(f"_{dataset}")
+    for path in sorted(results.glob("*.json")):
+        # `<kind>_<dataset>.json`, or `<kind>_<dataset>_<tag>.json` for a benchmark's own extra file
+        named = re.fullmatch(rf"(.+)_{re.escape(dataset)}(_.+)?\.json", path.name)
+        stem = "".join(part or "" for part in named.groups()) if named else "repro"
         if stem == "repro":
             continue
         try:
@@ -196,14 +198,16 @@ def rows_from_runs(runs: list[Path]) -> list[Row]:
 
 
 def stage_walls(runs: list[Path]) -> dict[str, dict[str, float]]:
-    """Wall seconds of every stage with a manifest, per run folder (plus their total and start times)."""
+    """Wall seconds of every stage with a manifest, per run folder, and their total. Mining counts the LLM time
+    its answers cost when that is longer (a re-run answered from the cache takes seconds; the answers took hours)."""
     walls = {}
     for run in runs:
         per_stage = {}
         for stage in STAGES:
             manifest = read_manifest(run / stage)
             if manifest is not None:
-                per_stage[stage] = round(manifest.wall_s, 1)
+                llm_seconds = manifest.metrics.get("llm_seconds") if stage == "mine" else None
+                per_stage[stage] = round(max(manifest.wall_s, float(llm_seconds or 0)), 1)
         if per_stage:
             name = str(run.relative_to(REPO_ROOT) if run.is_absolute() and run.is_relative_to(REPO_ROOT) else run)
             walls[name] = {**per_stage, "total": round(sum(per_stage.values()), 1)}
@@ -304,7 +308,8 @@ def markdown(report: dict) -> str:
         lines += [f"| {p['system']} | {_cells(p['metrics'])} |" for p in published]
     lines += ["", report["published_not_found"]]
     for run, walls in report["wall_s"].items():
-        lines += ["", f"Wall time per stage of `{run}` (s; shared 2-core CPU, so inflated): " +
+        lines += ["", f"Wall time per stage of `{run}` (s; shared 2-core CPU, so inflated; mine: the LLM time of its "
+                      "answers where a re-run took them from the cache): " +
                   ", ".join(f"{stage} {s:,.0f}" for stage, s in walls.items())]
     return "\n".join(lines)
 

@@ -51,6 +51,23 @@ def test_moved_stage_reads_recorded_paths_from_its_new_place(tmp_path: Path) -> 
     assert not is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
 
 
+def test_inputs_compare_by_content_so_another_checkout_stays_fresh(tmp_path: Path) -> None:
+    for checkout in ("one", "two"):  # the same dataset and prompt in two clones of the repo
+        (tmp_path / checkout).mkdir()
+        (tmp_path / checkout / "data.txt").write_text("items")
+        (tmp_path / checkout / "prompt.jinja").write_text("Name the interests of {{ item }}")
+    with stage_run("s", Cfg(), tmp_path / "run" / "stage", [tmp_path / "one" / "data.txt",
+                                                            tmp_path / "one" / "prompt.jinja"]) as manifest:
+        (tmp_path / "run" / "stage" / "out.txt").write_text("done")
+        manifest.outputs = [str(tmp_path / "run" / "stage" / "out.txt")]
+    two = [tmp_path / "two" / "data.txt", tmp_path / "two" / "prompt.jinja"]
+    assert is_fresh(tmp_path / "run" / "stage", Cfg(), two)
+    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two[::-1])  # same bytes, other roles
+    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two[:1])  # the stage now reads fewer inputs
+    (tmp_path / "two" / "prompt.jinja").write_text("Name the needs behind {{ item }}")
+    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two)
+
+
 def test_failed_stage_leaves_no_manifest(tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_text("a")

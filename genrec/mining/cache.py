@@ -39,6 +39,7 @@ class CachedAnswer:
     parsed: dict | None
     error: str | None
     tokens: int
+    seconds: float  # the attempt's generation time (an earlier run's, when the answer came from the cache)
 
 
 class MiningCache:
@@ -57,12 +58,13 @@ class MiningCache:
 
     def get(self, backend: str, model: str, request: Request) -> CachedAnswer | None:
         row = self.conn.execute(
-            "SELECT kind, entity_id, status, attempts, raw, parsed, error, tokens FROM answers "
+            "SELECT kind, entity_id, status, attempts, raw, parsed, error, tokens, seconds FROM answers "
             "WHERE backend=? AND model=? AND prompt_hash=? AND input_hash=?",
             (backend, model, request.prompt_hash, request.input_hash)).fetchone()
         if row is None:
             return None
-        return CachedAnswer(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6], row[7])
+        return CachedAnswer(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6], row[7],
+                            row[8])
 
     def put(self, backend: str, model: str, request: Request, status: str, attempts: int, raw: str,
             parsed: dict | None, error: str | None, tokens: int, seconds: float) -> None:

@@ -50,6 +50,9 @@ def test_stage_writes_interests_with_repair_failures_and_rate_limits(server: Sta
     again = run(MiningConfig(backends=[_backend(server)], max_attempts=2), mining_run)
     assert server.log == [] and again.counts["asked_now"] == 0
     assert len(pd.read_parquet(RunPaths(mining_run).interests)) == len(table)
+    # its manifest still shows what the answers cost (a retried answer keeps only its last attempt's time)
+    assert again.metrics["backends"]["openai:stand-in"]["seconds"] == 0
+    assert 0 < again.metrics["llm_seconds"] <= manifest.metrics["llm_seconds"]
 
 
 def test_user_prompts_show_exactly_the_training_items(server: StandIn, mining_run: Path) -> None:

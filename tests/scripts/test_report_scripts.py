@@ -52,6 +52,10 @@ def results(tmp_path: Path) -> Path:
         "wall_s": {"grpo_rules_train": 50.0, "grpo_rules_test": 5.0},
         "training": {"grpo_rules": {"reward_curves": {"step": [1, 2], "exact_hit": [0.0, 0.1], "kl": [0.0, 0.01],
                                                       "interest_reward": [None, 0.5]}}}})
+    # a benchmark's extra file (`<kind>_<dataset>_<tag>.json`): GRPO from another start, better on validation
+    write_json(folder / "grpo_toy_fromcollab.json", {
+        "metrics": {"sft": m(0.04) | {"users": USERS}, "grpo_rules_lr2e-5": m(0.041) | {"users": USERS}},
+        "training": {"grpo_rules_lr2e-5": {"valid_curve": {"50": {"ndcg@10": 0.06}}}}})
     write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
                                                               "interest_codes_m4_score": m(0.025) | {"users": USERS},
                                                               "interest_codes_m8_interleave": m(0.03) | {"users": USERS}},
@@ -71,6 +75,9 @@ def run(tmp_path: Path) -> Path:
     for stage, wall in (("data", 1.0), ("sft", 30.5), ("recommend", 4.0)):
         write_json(folder / stage / "manifest.json",
                    Manifest(stage=stage, config={}, config_hash="x", wall_s=wall).model_dump(mode="json"))
+    # mining answered from its cache: 3 s of wall time, 500 s of LLM time behind the answers
+    write_json(folder / "mine" / "manifest.json", Manifest(stage="mine", config={}, config_hash="x", wall_s=3.0,
+                                                           metrics={"llm_seconds": 500.0}).model_dump(mode="json"))
     write_json(folder / "eval" / "manifest.json", Manifest(stage="eval", config={}, config_hash="x", wall_s=0.5,
                                                            metrics={"grpo": m(0.02) | {"users": USERS}}).model_dump())
     (folder / "sid").mkdir()
@@ -91,8 +98,9 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert (text["row"], text["chosen_by"]) == ("sft:scratch:text", "best validation NDCG@10")
     assert steps["+ interest-enriched SIDs"]["row"] == "sft:scratch:interest"
     assert steps["+ collaborative SIDs (SASRec item table appended, as LETTER)"]["row"] == "sft:scratch:collab_w05"
-    assert steps["+ GRPO (rule rewards)"]["row"] == "grpo:grpo_rules"
-    assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo:sft", "ndcg@10": 0.03}
+    # the GRPO run in its own file recorded a validation score, the one in grpo_toy.json none
+    assert steps["+ GRPO (rule rewards)"]["row"] == "grpo_fromcollab:grpo_rules_lr2e-5"
+    assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo_fromcollab:sft", "ndcg@10": 0.04}
     assert steps["MostPop"]["start"] is None
     multi = steps["multi-interest retrieval (GemiRec / ULIM / DMI)"]
     assert multi["row"] == "multi_interest:gemirec" and not multi["sample"] and multi["users"] is None
@@ -109,7 +117,7 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert all(not rid.startswith("baseline_sasrec_other") for rid in report["metrics"])
     assert report["benchmark_wall_s"]["grpo:grpo_rules"] == 55.0
     walls = next(iter(report["wall_s"].values()))
-    assert walls == {"data": 1.0, "sft": 30.5, "recommend": 4.0, "eval": 0.5, "total": 36.0}
+    assert walls == {"data": 1.0, "mine": 500.0, "sft": 30.5, "recommend": 4.0, "eval": 0.5, "total": 536.0}
     assert report["published"] == []  # no published numbers for a dataset nobody published on
     assert {p["dataset"] for p in repro.PUBLISHED} == {"beauty", "scientific"}
     assert all(p["source"] and p["same_split"] for p in repro.PUBLISHED)
