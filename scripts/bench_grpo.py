@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json_merged
+from genrec.artifacts import RunPaths, is_fresh, machine_description, read_manifest, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
@@ -31,6 +31,7 @@ from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 from genrec.train.grpo import GRPOStageConfig, RewardWeights
+from genrec.train.grpo import inputs as grpo_inputs
 from genrec.train.grpo import run as grpo
 
 LINKED = ("data", "sid", "sft", "label", "mine", "embed")
@@ -53,14 +54,18 @@ def variant_dir(source: Path, out: Path, name: str, label: Path | None) -> Path:
 def test_metrics(run_dir: Path, checkpoint: str, system: str, users: int | None, threads: int,
                  ) -> tuple[dict, dict[str, float]]:
     """HR/NDCG@5/10 of one checkpoint on the test users (the first `users`, or all), and per-user NDCG@10.
-    The SFT lists are ranked once per output folder and read back on later calls (`users_per_s` then absent)."""
+    The SFT lists are ranked once per output folder and user count, and read back on later calls (`users_per_s`
+    then absent)."""
     extra = {}
-    if checkpoint != "sft" or not RunPaths(run_dir).recs(system).is_file():
+    all_targets = targets_for(run_dir, "test")
+    wanted = len(all_targets) if users is None else min(users, len(all_targets))
+    path = RunPaths(run_dir).recs(system)
+    if checkpoint != "sft" or not path.is_file() or len(read_recs(path, min_items=1)) != wanted:
         manifest = recommend(RecommendConfig(checkpoint=checkpoint, system=system, max_users=users, threads=threads,
                                              batch_size=32), run_dir)
         extra["users_per_s"] = manifest.metrics["users_per_s"]
-    recs = read_recs(RunPaths(run_dir).recs(system), min_items=1)
-    targets = {u: t for u, t in targets_for(run_dir, "test").items() if u in recs}
+    recs = read_recs(path, min_items=1)
+    targets = {u: t for u, t in all_targets.items() if u in recs}
     return {**topk_metrics(recs, targets), "users": len(targets), **extra}, user_ndcg(recs, targets)
 
 
@@ -152,9 +157,10 @@ def main() -> None:
         if name not in wanted:
             continue
         folder = variant_dir(source, args.out, name, label)
-        start = time.perf_counter()
-        manifest = grpo(cfg, folder)
-        result["wall_s"][f"{name}_train"] = round(time.perf_counter() - start, 1)
+        # a variant trained before with this config is only re-scored (e.g. on all test users after a sample)
+        fresh = is_fresh(RunPaths(folder).stage_dir("grpo"), cfg, grpo_inputs(cfg, folder))
+        manifest = read_manifest(RunPaths(folder).stage_dir("grpo")) if fresh else grpo(cfg, folder)
+        result["wall_s"][f"{name}_train"] = round(manifest.wall_s, 1)
         result["training"][name] = {
             **manifest.counts, "rollouts_per_s": manifest.metrics["rollouts_per_s"],
             "valid_curve": manifest.metrics["valid_curve"], "reward_terms": manifest.metrics["reward_terms"],
