@@ -60,11 +60,12 @@ def test_metrics(run_dir: Path, checkpoint: str, system: str, users: int | None,
     all_targets = targets_for(run_dir, "test")
     wanted = len(all_targets) if users is None else min(users, len(all_targets))
     path = RunPaths(run_dir).recs(system)
-    if checkpoint != "sft" or not path.is_file() or len(read_recs(path, min_items=1)) != wanted:
+    recs = read_recs(path, min_items=1) if checkpoint == "sft" and path.is_file() else {}
+    if len(recs) != wanted or checkpoint != "sft":
         manifest = recommend(RecommendConfig(checkpoint=checkpoint, system=system, max_users=users, threads=threads,
                                              batch_size=32), run_dir)
         extra["users_per_s"] = manifest.metrics["users_per_s"]
-    recs = read_recs(path, min_items=1)
+        recs = read_recs(path, min_items=1)
     targets = {u: t for u, t in all_targets.items() if u in recs}
     return {**topk_metrics(recs, targets), "users": len(targets), **extra}, user_ndcg(recs, targets)
 
