@@ -15,6 +15,7 @@ from rich.table import Table
 
 from genrec.artifacts import Manifest, RunPaths
 from genrec.config import ConfigError
+from genrec.mining.cache import MiningCache
 from genrec.pipeline import RunConfig, load_run_config, run_pipeline, run_stage
 from genrec.progress import console
 
@@ -116,6 +117,42 @@ def mine(config: ConfigOpt = None, set_: SetOpt = None,
     console.print(table)
     console.print(f"{manifest.counts['interests']:,} interests for {manifest.counts['items']:,} items and "
                   f"{manifest.counts['users']:,} users (mean agreement {manifest.metrics['mean_agreement']})")
+
+
+cache_app = typer.Typer(help="Carry mined answers between machines (the mining cache as gzipped JSON lines).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("export")
+def cache_export(file: Annotated[Path, typer.Argument(help="output, e.g. users.jsonl.gz")], config: ConfigOpt = None,
+                 set_: SetOpt = None,
+                 kind: Annotated[list[str] | None, typer.Option(help="only these kinds (item / user; repeatable)")] = None,
+                 ) -> None:
+    """Write the run's mining answers (raw text, parsed interests, timings) to FILE."""
+    path = RunPaths(_load(config, set_).run_dir).mining_cache
+    if not path.is_file():
+        _fail(FileNotFoundError(f"no mining cache at {path}: run `genrec mine` first"))
+    cache = MiningCache(path)
+    try:
+        count = cache.export(file, kind)
+    finally:
+        cache.close()
+    console.print(f"{count:,} answers -> {file}")
+
+
+@cache_app.command("import")
+def cache_import(file: Annotated[Path, typer.Argument(help="a file written by `genrec cache export`")],
+                 config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Add the answers in FILE to the run's mining cache; `genrec mine` then asks only what is left."""
+    cache = MiningCache(RunPaths(_load(config, set_).run_dir).mining_cache)
+    try:
+        taken, kept = cache.import_rows(file)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    finally:
+        cache.close()
+    console.print(f"{taken:,} answers taken from {file}, {kept:,} kept from the local cache")
 
 
 @app.command("label")
