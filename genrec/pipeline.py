@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from genrec.artifacts import Manifest, RunPaths, is_fresh
+from genrec.artifacts import Manifest, RunPaths, is_fresh, read_manifest
 from genrec.baselines.config import BaselinesConfig
 from genrec.config import ConfigError, StrictModel, apply_overrides, build_model, read_yaml
 from genrec.data.config import DataConfig
@@ -91,12 +91,31 @@ def stage_config(config: RunConfig, name: str) -> BaseModel:
     return section
 
 
-def run_stage(config: RunConfig, name: str) -> Manifest:
-    """Run one stage unconditionally (what the per-stage CLI commands do)."""
+def _stage(name: str) -> Stage:
     stage = next((s for s in STAGES if s.name == name), None)
     if stage is None:
         raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in STAGES)}")
-    run, _ = stage.load()
+    return stage
+
+
+def reuse_or_run(name: str, section: BaseModel, run_dir: Path, force: bool = False,
+                 on_status: Callable[[str], None] | None = None) -> tuple[Manifest, bool]:
+    """The stage's manifest and whether it ran: a stage already done with this config and these inputs is read
+    back (re-scoring a trained model costs no retraining), otherwise it runs. `on_status` hears "skip" or "run"."""
+    run, inputs = _stage(name).load()
+    stage_dir = RunPaths(run_dir).stage_dir(name)
+    if not force and is_fresh(stage_dir, section, inputs(section, run_dir)):
+        if on_status:
+            on_status("skip")
+        return read_manifest(stage_dir), False
+    if on_status:
+        on_status("run")
+    return run(section, run_dir), True
+
+
+def run_stage(config: RunConfig, name: str) -> Manifest:
+    """Run one stage unconditionally (what the per-stage CLI commands do)."""
+    run, _ = _stage(name).load()
     return run(stage_config(config, name), config.run_dir)
 
 
@@ -106,7 +125,6 @@ def run_pipeline(config: RunConfig, force: bool = False,
 
     `on_stage(name, status)` is called with status "skip" (fresh), "run" (starting) or "off" (no section).
     """
-    paths = RunPaths(config.run_dir)
     results: dict[str, Manifest | None] = {}
     for stage in STAGES:
         section = getattr(config, stage.name, None)
@@ -114,13 +132,7 @@ def run_pipeline(config: RunConfig, force: bool = False,
             if on_stage:
                 on_stage(stage.name, "off")
             continue
-        run, inputs = stage.load()
-        if not force and is_fresh(paths.stage_dir(stage.name), section, inputs(section, config.run_dir)):
-            if on_stage:
-                on_stage(stage.name, "skip")
-            results[stage.name] = None
-            continue
-        if on_stage:
-            on_stage(stage.name, "run")
-        results[stage.name] = run(section, config.run_dir)
+        report = (lambda status, name=stage.name: on_stage(name, status)) if on_stage else None
+        manifest, ran = reuse_or_run(stage.name, section, config.run_dir, force, report)
+        results[stage.name] = manifest if ran else None
     return results

@@ -23,16 +23,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, is_fresh, machine_description, read_manifest, write_json_merged
+from genrec.artifacts import RunPaths, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
 from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
+from genrec.pipeline import reuse_or_run
 from genrec.train.grpo import GRPOStageConfig, RewardWeights
-from genrec.train.grpo import inputs as grpo_inputs
-from genrec.train.grpo import run as grpo
 
 LINKED = ("data", "sid", "sft", "label", "mine", "embed")
 SECTIONS = ("metrics", "training", "wall_s", "paired_vs_sft", "grpo_config", "rollouts_per_s")
@@ -159,8 +158,7 @@ def main() -> None:
             continue
         folder = variant_dir(source, args.out, name, label)
         # a variant trained before with this config is only re-scored (e.g. on all test users after a sample)
-        fresh = is_fresh(RunPaths(folder).stage_dir("grpo"), cfg, grpo_inputs(cfg, folder))
-        manifest = read_manifest(RunPaths(folder).stage_dir("grpo")) if fresh else grpo(cfg, folder)
+        manifest, _ = reuse_or_run("grpo", cfg, folder)
         result["wall_s"][f"{name}_train"] = round(manifest.wall_s, 1)
         result["training"][name] = {
             **manifest.counts, "rollouts_per_s": manifest.metrics["rollouts_per_s"],

@@ -24,16 +24,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import Manifest, RunPaths, is_fresh, machine_description, read_manifest, write_json_merged
+from genrec.artifacts import RunPaths, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
 from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
+from genrec.pipeline import reuse_or_run
 from genrec.train.sft import SFTConfig
-from genrec.train.sft import inputs as sft_inputs
-from genrec.train.sft import run as run_sft
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -65,10 +64,8 @@ def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, o
                 engine: str = "hf") -> dict:
     """SFT + recommend + test metrics for one variant."""
     config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
-    sft_dir = RunPaths(run_dir).stage_dir("sft")
     # A finished SFT run with this exact config and inputs is reused (re-scoring on more users costs no retraining).
-    fresh = is_fresh(sft_dir, config, sft_inputs(config, run_dir))
-    sft: Manifest = read_manifest(sft_dir) if fresh else run_sft(config, run_dir)
+    sft, _ = reuse_or_run("sft", config, run_dir)
     batch = 256 if engine == "vllm" else 32 if kind == "scratch" else 4
     rec_config = RecommendConfig(num_beams=20, k=20, system=f"sft_{kind}", engine=engine, batch_size=batch,
                                  max_users=max_users, threads=threads)

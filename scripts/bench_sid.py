@@ -17,14 +17,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, is_fresh, machine_description, read_manifest, write_json
+from genrec.artifacts import RunPaths, machine_description, read_manifest, write_json
 from genrec.config import REPO_ROOT
 from genrec.data import DataConfig
-from genrec.data import inputs as data_inputs
-from genrec.data import run as run_data
 from genrec.embed import EmbedConfig
-from genrec.embed import inputs as embed_inputs
-from genrec.embed import run as run_embed
+from genrec.pipeline import reuse_or_run
 from genrec.sid import RQVAEConfig, SidConfig
 from genrec.sid import run as run_sid
 
@@ -66,13 +63,9 @@ def main() -> None:
 
     base = args.root / args.dataset
     data_config, embed_config = DataConfig(name=args.dataset), EmbedConfig(max_tokens=args.max_tokens)
-    if not is_fresh(RunPaths(base).stage_dir("data"), data_config, data_inputs(data_config, base)):
-        run_data(data_config, base)
+    reuse_or_run("data", data_config, base)
     copied = copy_interests(args.interests_run, base)
-    embed_dir = RunPaths(base).stage_dir("embed")
-    if not is_fresh(embed_dir, embed_config, embed_inputs(embed_config, base)):
-        run_embed(embed_config, base)
-    embed_manifest = read_manifest(embed_dir)
+    embed_manifest, _ = reuse_or_run("embed", embed_config, base)
     has_interests = embed_manifest.counts["items_with_interests"] > 0
     inputs = ["text", "fused"] if has_interests else ["text"]
 

@@ -1,9 +1,10 @@
 """`genrec run`: stages run in order and are skipped when fresh; changes re-run what depends on them."""
 
+import json
 import shutil
 from pathlib import Path
 
-from genrec.pipeline import load_run_config, run_pipeline
+from genrec.pipeline import load_run_config, reuse_or_run, run_pipeline
 
 
 def _config(tiny_lcrec: Path, run_dir: Path, k: int = 10, history: int = 20):
@@ -58,3 +59,20 @@ def test_copied_run_folder_stays_fresh(tiny_lcrec: Path, tmp_path: Path) -> None
     seen.clear()
     run_pipeline(_config(tiny_lcrec, tmp_path / "b"), on_stage=lambda n, s: seen.append((n, s)))
     assert [n for n, s in seen if s == "run"] == ["baselines"]  # rewrites the same recs, so eval stays fresh
+
+
+def test_reuse_or_run_reads_back_a_fresh_stage(tiny_lcrec: Path, tmp_path: Path) -> None:
+    """What the benchmark scripts use to re-score a trained stage without retraining it."""
+    config = _config(tiny_lcrec, tmp_path)
+    run_pipeline(config)
+    manifest, ran = reuse_or_run("baselines", config.baselines, tmp_path)
+    assert not ran and manifest.counts == load_manifest_counts(tmp_path)
+    changed = config.baselines.model_copy(update={"k": 12})
+    manifest, ran = reuse_or_run("baselines", changed, tmp_path)
+    assert ran and manifest.config["k"] == 12
+    _, ran = reuse_or_run("baselines", changed, tmp_path, force=True)
+    assert ran
+
+
+def load_manifest_counts(run_dir: Path) -> dict:
+    return json.loads((run_dir / "baselines" / "manifest.json").read_text())["counts"]
