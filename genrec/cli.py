@@ -131,6 +131,8 @@ def cache_export(file: Annotated[Path, typer.Argument(help="output, e.g. users.j
                  ) -> None:
     """Write the run's mining answers (raw text, parsed interests, timings) to FILE."""
     path = RunPaths(_load(config, set_).run_dir).mining_cache
+    if unknown := set(kind or []) - {"item", "user"}:
+        _fail(ValueError(f"unknown kind {sorted(unknown)}: use item or user"))
     if not path.is_file():
         _fail(FileNotFoundError(f"no mining cache at {path}: run `genrec mine` first"))
     cache = MiningCache(path)

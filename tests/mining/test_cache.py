@@ -89,3 +89,5 @@ def test_a_bad_line_names_itself_and_imports_nothing(tmp_path: Path) -> None:
     assert MiningCache(tmp_path / "target.sqlite").get("b", "m", _request("u0")) is None
     result = runner.invoke(app, ["cache", "import", str(tmp_path / "missing.jsonl.gz"), "--set", f"run_dir={tmp_path}"])
     assert result.exit_code == 1 and "no exported mining cache" in result.output
+    result = runner.invoke(app, ["cache", "export", str(exported), "--set", f"run_dir={tmp_path}", "--kind", "users"])
+    assert result.exit_code == 1 and "unknown kind ['users']" in " ".join(result.output.split())
