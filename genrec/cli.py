@@ -7,6 +7,7 @@ Every command takes `--config/-c` (a run YAML; defaults apply without one) and r
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, NoReturn, get_args
 
@@ -135,11 +136,8 @@ def cache_export(file: Annotated[Path, typer.Argument(help="output, e.g. users.j
         _fail(ValueError(f"unknown kind {sorted(unknown)}: use item or user"))
     if not path.is_file():
         _fail(FileNotFoundError(f"no mining cache at {path}: run `genrec mine` first"))
-    cache = MiningCache(path)
-    try:
+    with closing(MiningCache(path)) as cache:
         count = cache.export(file, kind)
-    finally:
-        cache.close()
     console.print(f"{count:,} answers -> {file}")
 
 
@@ -147,13 +145,11 @@ def cache_export(file: Annotated[Path, typer.Argument(help="output, e.g. users.j
 def cache_import(file: Annotated[Path, typer.Argument(help="a file written by `genrec cache export`")],
                  config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Add the answers in FILE to the run's mining cache; `genrec mine` then asks only what is left."""
-    cache = MiningCache(RunPaths(_load(config, set_).run_dir).mining_cache)
     try:
-        taken, kept = cache.import_rows(file)
+        with closing(MiningCache(RunPaths(_load(config, set_).run_dir).mining_cache)) as cache:
+            taken, kept = cache.import_rows(file)
     except (OSError, ValueError) as exc:
         _fail(exc)
-    finally:
-        cache.close()
     console.print(f"{taken:,} answers taken from {file}, {kept:,} kept from the local cache")
 
 

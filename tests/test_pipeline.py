@@ -1,9 +1,9 @@
 """`genrec run`: stages run in order and are skipped when fresh; changes re-run what depends on them."""
 
-import json
 import shutil
 from pathlib import Path
 
+from genrec.artifacts import read_manifest
 from genrec.pipeline import load_run_config, reuse_or_run, run_pipeline
 
 
@@ -66,13 +66,9 @@ def test_reuse_or_run_reads_back_a_fresh_stage(tiny_lcrec: Path, tmp_path: Path)
     config = _config(tiny_lcrec, tmp_path)
     run_pipeline(config)
     manifest, ran = reuse_or_run("baselines", config.baselines, tmp_path)
-    assert not ran and manifest.counts == load_manifest_counts(tmp_path)
+    assert not ran and manifest.counts == read_manifest(tmp_path / "baselines").counts
     changed = config.baselines.model_copy(update={"k": 12})
     manifest, ran = reuse_or_run("baselines", changed, tmp_path)
     assert ran and manifest.config["k"] == 12
     _, ran = reuse_or_run("baselines", changed, tmp_path, force=True)
     assert ran
-
-
-def load_manifest_counts(run_dir: Path) -> dict:
-    return json.loads((run_dir / "baselines" / "manifest.json").read_text())["counts"]
