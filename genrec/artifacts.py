@@ -2,7 +2,7 @@
 
 A stage boundary is a file on disk. `RunPaths` names every artifact (the contract between stages);
 `stage_run` wraps one stage execution: it checks the inputs exist, hashes them, and on success writes
-`manifest.json` (config, input hashes, package versions, wall time, counts, metrics). `is_fresh` tells
+`manifest.json` (config, input hashes, package versions, wall time, counts, metrics). `fresh_manifest` tells
 `genrec run` whether a stage can be skipped.
 """
 
@@ -268,17 +268,18 @@ def relocator(recorded: str, stage_dir: Path) -> Callable[[str], str]:
     return relocate
 
 
-def is_fresh(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> bool:
-    """True when the stage's manifest matches this config, its inputs have the bytes they had (compared in the
+def fresh_manifest(stage_dir: Path, config: BaseModel, inputs: Sequence[Path]) -> Manifest | None:
+    """The stage's manifest when it matches this config, its inputs have the bytes they had (compared in the
     stage's input order, not by path: a run folder copied to another checkout or machine reads the same dataset
     and prompts from a new place), and its outputs exist (read relative to where a copied run folder is now)."""
     manifest = read_manifest(stage_dir)
     if manifest is None or manifest.config_hash != config_hash(config):
-        return False
+        return None
     relocate = relocator(manifest.stage_dir, stage_dir)
     if not all(Path(relocate(p)).exists() for p in manifest.outputs):
-        return False
+        return None
     try:
-        return list(manifest.inputs.values()) == list(hash_inputs(inputs).values())
+        same_inputs = list(manifest.inputs.values()) == list(hash_inputs(inputs).values())
     except MissingInputError:
-        return False
+        return None
+    return manifest if same_inputs else None

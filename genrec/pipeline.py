@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from genrec.artifacts import Manifest, RunPaths, is_fresh, read_manifest
+from genrec.artifacts import Manifest, RunPaths, fresh_manifest
 from genrec.baselines.config import BaselinesConfig
 from genrec.config import ConfigError, StrictModel, apply_overrides, build_model, read_yaml
 from genrec.data.config import DataConfig
@@ -104,10 +104,11 @@ def reuse_or_run(name: str, section: BaseModel, run_dir: Path, force: bool = Fal
     back (re-scoring a trained model costs no retraining), otherwise it runs. `on_status` hears "skip" or "run"."""
     run, inputs = _stage(name).load()
     stage_dir = RunPaths(run_dir).stage_dir(name)
-    if not force and is_fresh(stage_dir, section, inputs(section, run_dir)):
+    manifest = None if force else fresh_manifest(stage_dir, section, inputs(section, run_dir))
+    if manifest is not None:
         if on_status:
             on_status("skip")
-        return read_manifest(stage_dir), False
+        return manifest, False
     if on_status:
         on_status("run")
     return run(section, run_dir), True

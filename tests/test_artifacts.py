@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from genrec.artifacts import MissingInputError, atomic_output, is_fresh, read_manifest, stage_run, write_json_merged
+from genrec.artifacts import MissingInputError, atomic_output, fresh_manifest, read_manifest, stage_run, write_json_merged
 from genrec.config import StrictModel
 
 
@@ -24,13 +24,13 @@ def test_manifest_written_and_fresh_until_input_or_config_changes(tmp_path: Path
     saved = read_manifest(tmp_path / "stage")
     assert saved is not None and saved.counts == {"n": 1} and saved.wall_s >= 0
     assert "torch" in saved.versions or "pydantic" not in saved.versions  # versions recorded when installed
-    assert is_fresh(tmp_path / "stage", Cfg(), [src])
-    assert not is_fresh(tmp_path / "stage", Cfg(x=2), [src])
+    assert fresh_manifest(tmp_path / "stage", Cfg(), [src]) is not None
+    assert fresh_manifest(tmp_path / "stage", Cfg(x=2), [src]) is None
     src.write_text("b")
-    assert not is_fresh(tmp_path / "stage", Cfg(), [src])
+    assert fresh_manifest(tmp_path / "stage", Cfg(), [src]) is None
     src.write_text("a")
     out.unlink()
-    assert not is_fresh(tmp_path / "stage", Cfg(), [src])
+    assert fresh_manifest(tmp_path / "stage", Cfg(), [src]) is None
 
 
 def test_moved_stage_reads_recorded_paths_from_its_new_place(tmp_path: Path) -> None:
@@ -43,12 +43,12 @@ def test_moved_stage_reads_recorded_paths_from_its_new_place(tmp_path: Path) -> 
         manifest.outputs = [str(tmp_path / "a" / "stage" / "out.txt")]
     (tmp_path / "a").rename(tmp_path / "b")
     inputs = [tmp_path / "b" / "data" / "in.txt", shared]
-    assert is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+    assert fresh_manifest(tmp_path / "b" / "stage", Cfg(), inputs) is not None
     shared.write_text("changed")
-    assert not is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+    assert fresh_manifest(tmp_path / "b" / "stage", Cfg(), inputs) is None
     shared.write_text("s")
     (tmp_path / "b" / "stage" / "out.txt").unlink()
-    assert not is_fresh(tmp_path / "b" / "stage", Cfg(), inputs)
+    assert fresh_manifest(tmp_path / "b" / "stage", Cfg(), inputs) is None
 
 
 def test_inputs_compare_by_content_so_another_checkout_stays_fresh(tmp_path: Path) -> None:
@@ -61,11 +61,11 @@ def test_inputs_compare_by_content_so_another_checkout_stays_fresh(tmp_path: Pat
         (tmp_path / "run" / "stage" / "out.txt").write_text("done")
         manifest.outputs = [str(tmp_path / "run" / "stage" / "out.txt")]
     two = [tmp_path / "two" / "data.txt", tmp_path / "two" / "prompt.jinja"]
-    assert is_fresh(tmp_path / "run" / "stage", Cfg(), two)
-    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two[::-1])  # same bytes, other roles
-    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two[:1])  # the stage now reads fewer inputs
+    assert fresh_manifest(tmp_path / "run" / "stage", Cfg(), two) is not None
+    assert fresh_manifest(tmp_path / "run" / "stage", Cfg(), two[::-1]) is None  # same bytes, other roles
+    assert fresh_manifest(tmp_path / "run" / "stage", Cfg(), two[:1]) is None  # the stage now reads fewer inputs
     (tmp_path / "two" / "prompt.jinja").write_text("Name the needs behind {{ item }}")
-    assert not is_fresh(tmp_path / "run" / "stage", Cfg(), two)
+    assert fresh_manifest(tmp_path / "run" / "stage", Cfg(), two) is None
 
 
 def test_failed_stage_leaves_no_manifest(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from genrec.artifacts import RunPaths, is_fresh
+from genrec.artifacts import RunPaths, fresh_manifest
 from genrec.cli import app
 from genrec.pipeline import load_run_config
 from genrec.sid import inputs
@@ -21,7 +21,7 @@ def test_cli_writes_sid_map_and_is_fresh_after(sid_run: Path) -> None:
     assert "collision rate" in result.output
     assert pd.read_parquet(RunPaths(sid_run).sid_map)["sid"].is_unique
     cfg = load_run_config(None, [f"run_dir={sid_run}", *SETS[1::2]])
-    assert is_fresh(RunPaths(sid_run).stage_dir("sid"), cfg.sid, inputs(cfg.sid, sid_run))
+    assert fresh_manifest(RunPaths(sid_run).stage_dir("sid"), cfg.sid, inputs(cfg.sid, sid_run)) is not None
 
 
 def test_cli_names_a_corrupt_embedding_file(sid_run: Path) -> None:
