@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def main() -> None:
     stats = mining_stats(args.cache, args.kind)
     print(json.dumps(stats, indent=2))
     if args.out:
-        write_json(args.out, {**stats, "cache": str(args.cache), "machine": machine_description(),
+        write_json(args.out, {**stats, "cache": str(args.cache), "command": "python " + " ".join(sys.argv),
+                              "machine": machine_description(),
                               "date": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
