@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -146,6 +148,17 @@ def machine_description() -> str:
     cpu = cpu_description()
     return (f"{platform.machine()} {os.cpu_count()} cores{f' ({cpu})' if cpu else ''}, "
             f"{platform.system()} {platform.release()}, python {platform.python_version()}")
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that produced a result, as a user would retype it: `python` plus the shell-quoted arguments,
+    prefixed with `nice -n N` when the process ran at a lowered priority (it shifts timings on a shared CPU)."""
+    args = list(sys.argv if argv is None else argv)
+    if args:
+        args[0] = Path(args[0]).as_posix()
+    niceness = os.nice(0)
+    prefix = f"nice -n {niceness} python" if niceness else "python"
+    return " ".join([prefix, *map(shlex.quote, args)])
 
 
 def hash_path(path: Path) -> str:

@@ -10,13 +10,10 @@ Reads `configs/<dataset>.yaml` when it exists (its data / baselines / eval secti
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from genrec.artifacts import machine_description, write_json
+from genrec.artifacts import command_line, machine_description, write_json
 from genrec.baselines import BaselinesConfig
 from genrec.config import REPO_ROOT
 from genrec.eval import EvalConfig
@@ -43,7 +40,7 @@ def main() -> None:
                                           if name not in {"run_dir", "data"}})
     run_pipeline(data_only)
 
-    command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for system in systems:
         cfg = config.model_copy(update={"baselines": baselines.model_copy(update={"systems": [system]}),

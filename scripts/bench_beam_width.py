@@ -13,14 +13,13 @@ per width `valid` / `test` HR/NDCG@5/10 and `users_per_s`).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from genrec.artifacts import RunPaths, machine_description, write_json_merged
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.data import load_items, load_sequences
 from genrec.decode.stage import checkpoint_path
@@ -76,7 +75,7 @@ def main() -> None:
                                   for name, rows in splits.items()}
         print(num_beams, {name: (r["metrics"]["ndcg@10"], r["users_per_s"]) for name, r in widths[str(num_beams)].items()})
     out = RESULTS / f"beam_width_{args.dataset}.json"
-    entry = dict(widths=widths, batch_size=args.batch_size, threads=args.threads, command="python " + " ".join(sys.argv),
+    entry = dict(widths=widths, batch_size=args.batch_size, threads=args.threads, command=command_line(),
                  machine=machine_description(), date=datetime.now(UTC).isoformat(timespec="seconds"))
     key = f"{ckpt} ({args.max_users or 'all'} users per split)"
     write_json_merged(out, {"checkpoints": {key: entry}}, sections=["checkpoints"])

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json_merged
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import run as recommend
 from genrec.decode.config import RecommendConfig
@@ -139,7 +137,7 @@ def main() -> None:
     wanted = [f"{v}{args.tag}" for v in args.variants.split(",")]
     out_json = args.results or REPO_ROOT / "benchmarks" / "results" / f"grpo_{args.dataset}.json"
     result: dict = {key: {} for key in SECTIONS}
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     result.update({
         "commands": [command], "dataset": args.dataset, "command": command,
         "machine": machine_description(), "date": datetime.now(UTC).isoformat(timespec="seconds"),

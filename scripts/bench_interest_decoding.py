@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.eval.recs import read_recs
 
@@ -204,7 +204,7 @@ def main() -> None:
     variants = [("beam", "beam", "codes", 0, "score")]
     variants += [(f"interest_{src}_m{m}_{order}", "interest", src, int(m), order) for src, m, order in specs]
     breadth = Breadth(run_dir)
-    command = " ".join([f"nice -n {os.nice(0)} python", *sys.argv])
+    command = command_line()
     if args.rescore:
         rescore(out, args.section, run_dir, breadth, command)
         return

@@ -6,11 +6,11 @@ with runs/idec_scientific/label linked to the mined run's label/).
     nice -n 15 python scripts/bench_interest_mined_sample.py
 """
 import json, sys
-import pandas as pd, torch
+import torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from bench_interest_decoding import Breadth
-from genrec.artifacts import RunPaths
-from genrec.data import load_items, load_sequences
+from genrec.artifacts import RunPaths, command_line
+from genrec.data import load_sequences
 from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
 from genrec.decode.interest_sources import interest_selector
 from genrec.decode.trie import SidTrie
@@ -20,7 +20,6 @@ from genrec.model.prompt import build_prompt_ids
 from genrec.model.sources import read_sid_map, user_interests
 
 torch.set_num_threads(1)
-from pathlib import Path
 from genrec.config import REPO_ROOT
 run = RunPaths(REPO_ROOT / "runs" / "idec_scientific")
 model, tok, info = load_checkpoint(run.sft_ckpt)
@@ -50,6 +49,6 @@ out["users_whose_groups_changed"] = sum(chosen["interest_codes_m4_score"][u] != 
 print(json.dumps(out, indent=1))
 result_path = REPO_ROOT / "benchmarks" / "results" / "interest_decoding_scientific.json"
 result = json.loads(result_path.read_text())
-result["mined_sample"] = {"command": "nice -n 15 python scripts/bench_interest_mined_sample.py",
+result["mined_sample"] = {"command": command_line(),
                           "interests": str(run.interests_labelled.resolve()), **out}
 result_path.write_text(json.dumps(result, indent=2) + "\n")

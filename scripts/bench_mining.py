@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
-from genrec.artifacts import machine_description, package_versions, write_json  # noqa: E402
+from genrec.artifacts import command_line, machine_description, package_versions, write_json  # noqa: E402
 from genrec.config import REPO_ROOT  # noqa: E402
 from genrec.mining.cache import MiningCache  # noqa: E402
 from genrec.mining.config import BackendConfig, MiningConfig  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> None:
 def write_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     """benchmarks/results/mining_cpu.json with the issue's keys: items_per_s, tokens_per_s, parse_success_rate per backend."""
     report = {
-        "command": "python " + " ".join(sys.argv),
+        "command": command_line(),
         "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),

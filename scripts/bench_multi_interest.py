@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.eval import evaluate_file
 from genrec.multi import MultiConfig
@@ -124,7 +122,7 @@ def main() -> None:
 
     out_path = RESULTS / f"multi_interest_{args.dataset}.json"
     result = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     result.update({"dataset": args.dataset, "command": command, "machine": machine_description(), "threads": 1,
                    "default_merge": DEFAULT_MERGE})
     result.setdefault("variants", {})

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shlex
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import machine_description, read_manifest, write_json
+from genrec.artifacts import command_line, machine_description, read_manifest, write_json
 from genrec.config import REPO_ROOT
 
 KEYS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
@@ -280,7 +279,7 @@ def markdown(report: dict) -> str:
     """The dataset's block for BENCHMARKS.md: ablation ladder, published peers, wall time per stage."""
     users = report["test_users"]
     lines = [f"**{report['dataset']}** — test split, full ranking, {users:,} test users "
-             f"(`python {report['command']}`, {report['date']}; from `results/repro_{report['dataset']}.json`)" if users
+             f"(`{report['command']}`, {report['date']}; from `results/repro_{report['dataset']}.json`)" if users
              else f"**{report['dataset']}** — no measured baseline yet", "",
              "| step | HR@5 | HR@10 | NDCG@5 | NDCG@10 | measured as (each rung's row chosen without test metrics) | users |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for step in report["ablation"]:
@@ -349,7 +348,7 @@ def main() -> None:
                         help="rewrite this dataset's block between its markers in BENCHMARKS.md (or the given file)")
     args = parser.parse_args()
     runs = args.run if args.run is not None else default_runs(args.dataset)
-    command = " ".join(["scripts/bench_repro.py", *map(shlex.quote, sys.argv[1:])])
+    command = command_line()
     report = build_report(args.dataset, args.results, runs, command)
     out = args.out or args.results / f"repro_{args.dataset}.json"
     write_json(out, report)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.data import load_items, load_sequences, training_items
 from genrec.reward import LabelConfig, RewardModel, run
 from genrec.reward.labels import history_context, item_texts
@@ -99,7 +98,7 @@ def main() -> None:
     speed = time_scoring(RunPaths(args.run_dir).reward_model, contexts, interests, args.threads)
 
     result = {
-        "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
+        "command": command_line(),
         "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(args.source),

@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.data import DataConfig
 from genrec.data import run as prepare_data
@@ -264,7 +264,7 @@ def main() -> None:
     started = time.perf_counter()
     setups = prepare(bench_dir, kinds, trained_checkpoints(args.checkpoint))
     result: dict = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_description(),
+        "command": command_line(), "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": "scientific", "k": K,
         "threads": args.threads, "hf_batch_size": args.hf_batch_size, "request": '{"user_id": <random test user>, "k": 10}', "models": {},
         "beam_width": {"concurrency": sweep_concurrency},

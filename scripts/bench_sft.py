@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, write_json_merged
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
@@ -129,7 +129,7 @@ def main() -> None:
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
         entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
                                          for ref, path in (item.split("=", 1) for item in args.compare)}
-        command = " ".join(["python", *sys.argv])
+        command = command_line()
         entry.update(command=command, machine=machine_description(),
                      date=datetime.now(UTC).isoformat(timespec="seconds"))
         key = f"{kind}:{sid_name}"  # merged into the file as it is now: variants may run in parallel processes

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, machine_description, read_manifest, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, read_manifest, write_json
 from genrec.config import REPO_ROOT
 from genrec.data import DataConfig
 from genrec.embed import EmbedConfig
@@ -87,7 +87,7 @@ def main() -> None:
             }
     data_manifest = read_manifest(RunPaths(base).stage_dir("data"))
     result = {
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "machine": machine_description(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": args.dataset,

@@ -19,13 +19,12 @@ import cProfile
 import json
 import os
 import pstats
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genrec.artifacts import RunPaths, machine_description, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
 from genrec.vllm_threads import configure_cpu_env
 
@@ -149,7 +148,7 @@ def main() -> None:
     entry["profile_share"] = {part: round(s / total, 3) for part, s in entry["profile_s"].items()}
 
     result = json.loads(args.out.read_text()) if args.out.is_file() else {"variants": {}}
-    result.update(command=" ".join([Path(sys.executable).name, *sys.argv]), machine=machine_description())
+    result.update(command=command_line(), machine=machine_description())
     result["variants"][args.label] = entry
     write_json(args.out, result)
     print(json.dumps(entry, indent=1))

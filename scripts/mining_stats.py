@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import machine_description, write_json
+from genrec.artifacts import command_line, machine_description, write_json
 from genrec.mining.schema import Interest
 
 BOILERPLATE = ("the customer", "this customer", "the product", "bought by")
@@ -69,7 +68,7 @@ def main() -> None:
     stats = mining_stats(args.cache, args.kind)
     print(json.dumps(stats, indent=2))
     if args.out:
-        write_json(args.out, {**stats, "cache": str(args.cache), "command": "python " + " ".join(sys.argv),
+        write_json(args.out, {**stats, "cache": str(args.cache), "command": command_line(),
                               "machine": machine_description(),
                               "date": datetime.now(UTC).isoformat(timespec="seconds")})
 

@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from genrec.artifacts import MissingInputError, atomic_output, fresh_manifest, read_manifest, stage_run, write_json_merged
+from genrec.artifacts import (
+    MissingInputError,
+    atomic_output,
+    command_line,
+    fresh_manifest,
+    read_manifest,
+    stage_run,
+    write_json_merged,
+)
 from genrec.config import StrictModel
 
 
@@ -102,3 +110,11 @@ def test_json_merge_keeps_entries_other_writers_added(tmp_path: Path) -> None:
     assert merged == {"variants": {"a": 1, "b": 2}, "commands": ["run a", "run b"], "date": "2"}
     assert json.loads(path.read_text()) == merged
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temp file left behind
+
+
+def test_command_line_quotes_arguments_so_it_can_be_retyped() -> None:
+    import shlex
+
+    line = command_line(["scripts/bench_x.py", "--variants", "a b,c", "--lr", "2e-5"])
+    assert line.startswith("python ") or line.startswith("nice -n ")
+    assert shlex.split(line)[-5:] == ["scripts/bench_x.py", "--variants", "a b,c", "--lr", "2e-5"]

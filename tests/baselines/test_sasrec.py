@@ -77,7 +77,6 @@ def test_same_seed_same_recommendations(fitted, tmp_path: Path) -> None:
 
 
 def test_training_windows_cover_every_training_target_once() -> None:
-    items = pd.DataFrame({"item_id": [f"i{j}" for j in range(30)]})
     raw = {"long": [f"i{j}" for j in range(25)], "short": ["i0", "i1", "i2"], "mid": ["i25", "i26", "i27", "i28"]}
     sequences = leave_one_out(raw, max_history=20)
     windows = training_windows(sequences, {f"i{j}": j + 1 for j in range(30)}, max_len=4)

@@ -29,7 +29,6 @@ def _separable(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def test_train_head_learns_a_separable_task() -> None:
-    import torch
     from sklearn.metrics import roc_auc_score
 
     u, v, y = _separable(600, 16, seed=0)

@@ -88,7 +88,7 @@ def run(tmp_path: Path) -> Path:
 
 def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     repro = load_script("bench_repro")
-    report = repro.build_report("toy", results, [run], "scripts/bench_repro.py --dataset toy")
+    report = repro.build_report("toy", results, [run], "python scripts/bench_repro.py --dataset toy")
     steps = {s["step"]: s for s in report["ablation"]}
     assert report["test_users"] == USERS
     assert steps["MostPop"]["row"] == "baseline_mostpop"
