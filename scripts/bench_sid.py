@@ -3,8 +3,9 @@
 Runs the real stages: `data` and `embed` into runs/bench_sid/<dataset>/ (skipped when fresh) (interests copied from
 --interests-run when it has them: label/interests_labelled.parquet, else mine/interests.parquet), then the
 `sid` stage per variant in runs/bench_sid/<dataset>_<variant>/ (data/ and embed/ symlinked), so each
-variant's sid_map.parquet stays available to the SFT benchmark. Variants: {text, fused} x {rqvae, rqkmeans};
-`fused` only when some item has interests. Writes benchmarks/results/sid_<dataset>.json.
+variant's sid_map.parquet stays available to the SFT benchmark. Variants: {text, interest} x {rqvae, rqkmeans}
+(`--variants` picks some); `interest` only when some item has interests. Merges into
+benchmarks/results/sid_<dataset>.json, so rows measured earlier (each with its own date and command) stay.
 
     nice -n 10 python scripts/bench_sid.py --dataset scientific --interests-run runs/scientific_full
 """
@@ -17,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genrec.artifacts import RunPaths, command_line, machine_description, read_manifest, write_json
+from genrec.artifacts import RunPaths, command_line, machine_description, read_manifest, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.data import DataConfig
 from genrec.embed import EmbedConfig
@@ -26,6 +27,8 @@ from genrec.sid import RQVAEConfig, SidConfig
 from genrec.sid import run as run_sid
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+VARIANTS = {"text_rqvae": ("text", "rqvae"), "text_rqkmeans": ("text", "rqkmeans"),
+            "interest_rqvae": ("fused", "rqvae"), "interest_rqkmeans": ("fused", "rqkmeans")}
 
 
 def copy_interests(source: Path | None, run_dir: Path) -> str:
@@ -59,7 +62,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RQVAEConfig().epochs, help="RQ-VAE epochs")
     parser.add_argument("--max-tokens", type=int, default=EmbedConfig().max_tokens)
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sid")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
+    wanted = args.variants.split(",")
+    if unknown := set(wanted) - set(VARIANTS):
+        parser.error(f"unknown variant(s) {sorted(unknown)}; choose from {','.join(VARIANTS)}")
 
     base = args.root / args.dataset
     data_config, embed_config = DataConfig(name=args.dataset), EmbedConfig(max_tokens=args.max_tokens)
@@ -67,29 +75,33 @@ def main() -> None:
     copied = copy_interests(args.interests_run, base)
     embed_manifest, _ = reuse_or_run("embed", embed_config, base)
     has_interests = embed_manifest.counts["items_with_interests"] > 0
-    inputs = ["text", "fused"] if has_interests else ["text"]
+    if not has_interests and any(name.startswith("interest") for name in wanted):
+        print("no item has interests: interest variants skipped", file=sys.stderr)
+        wanted = [name for name in wanted if not name.startswith("interest")]
+    command, date = command_line(), datetime.now(UTC).isoformat(timespec="seconds")
 
     variants = {}
-    for embedding in inputs:
-        for quantizer in ("rqvae", "rqkmeans"):
-            name = f"{'interest' if embedding == 'fused' else 'text'}_{quantizer}"
-            config = SidConfig(quantizer=quantizer, embedding=embedding, rqvae=RQVAEConfig(epochs=args.epochs))
-            print(f"== {args.dataset} {name}", file=sys.stderr, flush=True)
-            manifest = run_sid(config, variant_dir(base, name))
-            m = manifest.metrics
-            variants[name] = {
-                "embedding": embedding, "quantizer": quantizer,
-                "collision_rate": m["collision_rate_before"], "collision_rate_after": m["collision_rate_after"],
-                "utilization": m["utilization"], "recon_loss": m["recon_loss"], "recon_rel": m["recon_rel"],
-                "wall_s": m["train_wall_s"], "stage_wall_s": manifest.wall_s, "sid_tokens": manifest.counts["levels"],
-                "reassigned": manifest.counts["reassigned"], "co_consumption": m["co_consumption"],
-                "sid_map": str(RunPaths(variant_dir(base, name)).sid_map.relative_to(REPO_ROOT)),
-            }
+    for name in wanted:
+        embedding, quantizer = VARIANTS[name]
+        config = SidConfig(quantizer=quantizer, embedding=embedding, rqvae=RQVAEConfig(epochs=args.epochs))
+        print(f"== {args.dataset} {name}", file=sys.stderr, flush=True)
+        manifest = run_sid(config, variant_dir(base, name))
+        m = manifest.metrics
+        variants[name] = {
+            "embedding": embedding, "quantizer": quantizer,
+            "collision_rate": m["collision_rate_before"], "collision_rate_after": m["collision_rate_after"],
+            "utilization": m["utilization"], "recon_loss": m["recon_loss"], "recon_rel": m["recon_rel"],
+            "wall_s": m["train_wall_s"], "stage_wall_s": manifest.wall_s, "sid_tokens": manifest.counts["levels"],
+            "reassigned": manifest.counts["reassigned"], "co_consumption": m["co_consumption"],
+            "sid_map": str(RunPaths(variant_dir(base, name)).sid_map.relative_to(REPO_ROOT)),
+            "date": date, "command": command,
+        }
     data_manifest = read_manifest(RunPaths(base).stage_dir("data"))
     result = {
-        "command": command_line(),
+        "command": command,
+        "commands": [command],
         "machine": machine_description(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": date,
         "dataset": args.dataset,
         "items": embed_manifest.counts["items"],
         "users": data_manifest.counts.get("users") if data_manifest else None,
@@ -101,7 +113,7 @@ def main() -> None:
         "variants": variants,
         "co_consumption_ratio": {name: v["co_consumption"]["ratio"] for name, v in variants.items()},
     }
-    write_json(RESULTS / f"sid_{args.dataset}.json", result)
+    write_json_merged(RESULTS / f"sid_{args.dataset}.json", result, ["variants", "co_consumption_ratio"], ["commands"])
     print(f"wrote {RESULTS / f'sid_{args.dataset}.json'}", file=sys.stderr)
 
 
