@@ -29,11 +29,17 @@ def test_model_shapes() -> None:
     assert int(codes.max()) < 5
 
 
-def test_kmeans_init_sets_codebooks_to_centroids_of_residuals() -> None:
+def kmeans_initialised(seed: int) -> tuple[torch.Tensor, RQVAE]:
+    """Six separated blobs and a 2-level, 6-code RQ-VAE whose codebooks were k-means initialised on them."""
     torch.manual_seed(0)
     x = torch.from_numpy(blobs())
     model = RQVAE(8, CFG, levels=2, size=6)
-    kmeans_init(model, x, seed=3)
+    kmeans_init(model, x, seed=seed)
+    return x, model
+
+
+def test_kmeans_init_sets_codebooks_to_centroids_of_residuals() -> None:
+    x, model = kmeans_initialised(seed=3)
     with torch.no_grad():
         z = model.encode(x).numpy()
     expected = kmeans_centroids(z, 6, seed=3)
@@ -43,10 +49,7 @@ def test_kmeans_init_sets_codebooks_to_centroids_of_residuals() -> None:
 
 
 def test_dead_code_reset_revives_unused_codes() -> None:
-    torch.manual_seed(0)
-    x = torch.from_numpy(blobs())
-    model = RQVAE(8, CFG, levels=2, size=6)
-    kmeans_init(model, x, seed=0)
+    x, model = kmeans_initialised(seed=0)
     with torch.no_grad():
         model.quantizer.codebooks[0][2] = 1e4  # unreachable: no item picks it
     generator = torch.Generator().manual_seed(0)
