@@ -143,7 +143,7 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
     rows = []
     for path in sorted(results.glob("*.json")):
         # `<kind>_<dataset>.json`, or `<kind>_<dataset>_<tag>.json` for a benchmark's own extra file
-        named = re.fullmatch(rf"(.+)_{re.escape(dataset)}(_.+)?\.json", path.name)
+        named = re.fullmatch(rf"(.+?)_{re.escape(dataset)}(_.+)?\.json", path.name)
         stem = "".join(part or "" for part in named.groups()) if named else "repro"
         if stem == "repro":
             continue

@@ -53,7 +53,8 @@ def main() -> None:
     targets = targets_for(args.run, "test")
     systems = {s: scored(args.run, s, targets) for s in ("sft", "grpo", *REFERENCES)
                if RunPaths(args.run).recs(s).is_file()}
-    reward = "interest" if grpo.metrics["reward_weights"].get("interest_reward", 0) > 0 else "rules"
+    weights = dict(zip(grpo.metrics["reward_terms"], grpo.metrics["reward_weights"], strict=True))
+    reward = "interest" if weights.get("interest_reward", 0) > 0 else "rules"
     common = {"command": command_line(), "machine": machine_description(),
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run), "notes": args.notes}
 
