@@ -124,26 +124,38 @@ def plot_sasrec(curves: dict[str, Curve], out: Path) -> None:
 
 
 def plot_sft(curves: dict[str, list[dict]], out: Path) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    """One row per dataset (the label's first word; run folders form their own row): validation NDCG@10 and loss
+    per step, with the legend beside the row so many variants stay readable."""
+    groups: dict[str, dict[str, list[dict]]] = {}
     for label, points in curves.items():
-        steps = [p["step"] for p in points]
-        left.plot(steps, [p.get("ndcg@10", float("nan")) for p in points], marker="o", markersize=3, label=label)
-        right.plot(steps, [p.get("loss", float("nan")) for p in points], marker="o", markersize=3, label=label)
-    left.set(xlabel="training step", ylabel="validation NDCG@10", title="SFT: validation NDCG@10 (beam 20)")
-    right.set(xlabel="training step", ylabel="validation loss (SID tokens)", title="SFT: validation loss")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    left.legend(fontsize=7)
+        group, _, name = label.partition(" ")
+        groups.setdefault(group, {})[name or label] = points
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 3.6 * len(groups)), squeeze=False)
+    colours = plt.get_cmap("tab20").colors
+    for (group, members), (left, right) in zip(groups.items(), axes, strict=True):
+        for i, (name, points) in enumerate(members.items()):
+            steps = [p["step"] for p in points]
+            style = dict(marker="o", markersize=3, color=colours[i % len(colours)], label=name)
+            left.plot(steps, [p.get("ndcg@10", float("nan")) for p in points], **style)
+            right.plot(steps, [p.get("loss", float("nan")) for p in points], **style)
+        left.set(xlabel="training step", ylabel="validation NDCG@10", title=f"{group}: SFT validation NDCG@10 (beam 20)")
+        right.set(xlabel="training step", ylabel="validation loss (SID tokens)", title=f"{group}: SFT validation loss")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     _save(fig, out)
 
 
 def plot_grpo(curves: dict[str, dict[str, list[float]]], out: Path) -> None:
+    """One panel per reward term, one colour per GRPO variant (shared legend beside the grid); long noisy curves are
+    drawn faint with a bold 10-step mean."""
+    import pandas as pd
+
     terms = sorted({t for c in curves.values() for t in c if t != "step"} - {"kl"})
     cols = min(3, len(terms))
     rows = math.ceil(len(terms) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    import pandas as pd
-
+    colours = dict(zip(curves, plt.get_cmap("tab20").colors * 2, strict=False))
     for ax, term in zip(axes.flat, terms, strict=False):
         for label, curve in curves.items():
             values = pd.Series([float("nan") if v is None else v for v in curve.get(term, [])], dtype=float)
@@ -151,17 +163,17 @@ def plot_grpo(curves: dict[str, dict[str, list[float]]], out: Path) -> None:
                 continue
             steps = curve["step"][:len(values)]
             if len(values) > 30:  # per-step means over a few prompts are noisy: faint raw, bold 10-step mean
-                (line,) = ax.plot(steps, values, linewidth=0.6, alpha=0.35)
-                ax.plot(steps, values.rolling(10, min_periods=1).mean(), color=line.get_color(), linewidth=1.6,
-                        label=f"{label} (10-step mean)")
-            else:
-                ax.plot(steps, values, label=label, linewidth=1, marker="o", markersize=2)
+                ax.plot(steps, values, linewidth=0.6, alpha=0.3, color=colours[label])
+                values = values.rolling(10, min_periods=1).mean()
+            ax.plot(steps, values, label=label, linewidth=1.4, color=colours[label])
         ax.set(title=term, xlabel="GRPO step")
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               title="variant (10-step mean where > 30 steps)", title_fontsize=7)
     fig.suptitle("GRPO: mean reward terms per step (weighted sum = reward)")
     _save(fig, out)
 
@@ -185,7 +197,7 @@ def plot_codebooks(usage: dict[str, tuple[list[float], list[float]]], out: Path)
 def _save(fig: plt.Figure, out: Path) -> None:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB)")
 

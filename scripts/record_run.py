@@ -78,6 +78,7 @@ def main() -> None:
     write_json(RESULTS / f"grpo_{args.dataset}_{args.name}.json", {
         "metrics": {"sft": systems["sft"][0], variant: systems["grpo"][0]},
         "training": {variant: {**grpo.counts, "valid_curve": grpo.metrics["valid_curve"],
+                               "reward_curves": grpo.metrics.get("reward_curves", {}),
                                "best_valid_ndcg@10": grpo.metrics["valid_ndcg10_best"],
                                "valid_ndcg10_sft": grpo.metrics["valid_ndcg10_sft"]}},
         "wall_s": {f"{variant}_train": grpo.wall_s},
