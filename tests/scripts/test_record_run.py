@@ -42,8 +42,9 @@ def finished_run(tmp_path: Path) -> Path:
     _manifest(run, "sft", counts={"steps": 10, "train_examples": 40, "parameters": 7},
               metrics={"train_wall_s": 5.0, "best_metric": 0.3, "valid_curve": [], "model_kind": "scratch"})
     _manifest(run, "grpo", wall_s=9.0, counts={"steps": 3},
-              metrics={"reward_terms": ["exact_hit", "interest_reward"], "reward_weights": [1.0, 0.5], "valid_curve": {"0": {"ndcg@10": 0.1}},
-                       "valid_ndcg10_best": 0.2, "valid_ndcg10_sft": 0.1, "rollouts_per_s": 2.0})
+              metrics={"reward_terms": ["exact_hit", "interest_reward"], "reward_weights": [1.0, 0.5],
+                       "valid_curve": {"0": {"ndcg@10": 0.1}}, "valid_ndcg10_best": 0.2, "valid_ndcg10_sft": 0.1,
+                       "rollouts_per_s": 2.0})
     _manifest(run, "eval")
     return run
 

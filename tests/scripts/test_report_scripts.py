@@ -52,8 +52,9 @@ def results(tmp_path: Path) -> Path:
         "wall_s": {"grpo_rules_train": 50.0, "grpo_rules_test": 5.0},
         "training": {"grpo_rules": {"reward_curves": {"step": [1, 2], "exact_hit": [0.0, 0.1], "kl": [0.0, 0.01],
                                                       "interest_reward": [None, 0.5]}}}})
-    # a benchmark's extra file (`<kind>_<dataset>_<tag>.json`): GRPO from another start, better on validation
-    write_json(folder / "grpo_toy_fromcollab.json", {
+    # a benchmark's extra file (`<kind>_<dataset>_<tag>.json`, the tag naming the dataset again, as record_run's
+    # names do): GRPO from another start, better on validation
+    write_json(folder / "grpo_toy_fromcollab_toy_yaml.json", {
         "metrics": {"sft": m(0.04) | {"users": USERS}, "grpo_rules_lr2e-5": m(0.041) | {"users": USERS}},
         "training": {"grpo_rules_lr2e-5": {"valid_curve": {"50": {"ndcg@10": 0.06}}}}})
     write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
@@ -99,8 +100,8 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert steps["+ interest-enriched SIDs"]["row"] == "sft:scratch:interest"
     assert steps["+ collaborative SIDs (SASRec item table appended, as LETTER)"]["row"] == "sft:scratch:collab_w05"
     # the GRPO run in its own file recorded a validation score, the one in grpo_toy.json none
-    assert steps["+ GRPO (rule rewards)"]["row"] == "grpo_fromcollab:grpo_rules_lr2e-5"
-    assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo_fromcollab:sft", "ndcg@10": 0.04}
+    assert steps["+ GRPO (rule rewards)"]["row"] == "grpo_fromcollab_toy_yaml:grpo_rules_lr2e-5"
+    assert steps["+ GRPO (rule rewards)"]["start"] == {"row": "grpo_fromcollab_toy_yaml:sft", "ndcg@10": 0.04}
     assert steps["MostPop"]["start"] is None
     multi = steps["multi-interest retrieval (GemiRec / ULIM / DMI)"]
     assert multi["row"] == "multi_interest:gemirec" and not multi["sample"] and multi["users"] is None
