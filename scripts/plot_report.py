@@ -18,10 +18,12 @@ benchmarks and runs already wrote; it trains nothing.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -131,11 +133,11 @@ def plot_sft(curves: dict[str, list[dict]], out: Path) -> None:
         group, _, name = label.partition(" ")
         groups.setdefault(group, {})[name or label] = points
     fig, axes = plt.subplots(len(groups), 2, figsize=(13, 3.6 * len(groups)), squeeze=False)
-    colours = plt.get_cmap("tab20").colors
     for (group, members), (left, right) in zip(groups.items(), axes, strict=True):
-        for i, (name, points) in enumerate(members.items()):
+        colours = _colours(members)
+        for name, points in members.items():
             steps = [p["step"] for p in points]
-            style = dict(marker="o", markersize=3, color=colours[i % len(colours)], label=name)
+            style = dict(marker="o", markersize=3, color=colours[name], label=name)
             left.plot(steps, [p.get("ndcg@10", float("nan")) for p in points], **style)
             right.plot(steps, [p.get("loss", float("nan")) for p in points], **style)
         left.set(xlabel="training step", ylabel="validation NDCG@10", title=f"{group}: SFT validation NDCG@10 (beam 20)")
@@ -155,7 +157,7 @@ def plot_grpo(curves: dict[str, dict[str, list[float]]], out: Path) -> None:
     cols = min(3, len(terms))
     rows = math.ceil(len(terms) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    colours = dict(zip(curves, plt.get_cmap("tab20").colors * 2, strict=False))
+    colours = _colours(curves)
     for ax, term in zip(axes.flat, terms, strict=False):
         for label, curve in curves.items():
             values = pd.Series([float("nan") if v is None else v for v in curve.get(term, [])], dtype=float)
@@ -192,6 +194,11 @@ def plot_codebooks(usage: dict[str, tuple[list[float], list[float]]], out: Path)
         ax.grid(alpha=0.3, axis="y")
     right.legend(fontsize=7)
     _save(fig, out)
+
+
+def _colours(labels: Iterable[str]) -> dict[str, tuple[float, ...]]:
+    """A distinct colour per label from the 20-colour palette, repeating only past 20 labels."""
+    return dict(zip(labels, itertools.cycle(plt.get_cmap("tab20").colors)))
 
 
 def _save(fig: plt.Figure, out: Path) -> None:
