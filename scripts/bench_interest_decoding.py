@@ -39,14 +39,14 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def recommend(run_dir: Path, system: str, engine: str, decoding: str, threads: int, users: int | None,
-              source: str = "codes", m: int = 4, order: str = "score") -> dict:
+              source: str = "codes", m: int = 4, order: str = "score", penalty: float = 0.1) -> dict:
     """One `genrec recommend` process; returns the stage's metrics (users/s, wall)."""
     batch = 256 if engine == "vllm" else 32
     cmd = [sys.executable, "-m", "genrec.cli", "recommend", "--engine", engine, "--decoding", decoding,
            "--set", f"run_dir={run_dir}", "--set", "recommend.checkpoint=sft", "--set", f"recommend.system={system}",
            "--set", f"recommend.threads={threads}", "--set", f"recommend.batch_size={batch}",
            "--set", f"recommend.interest_source={source}", "--set", f"recommend.num_interests={m}",
-           "--set", f"recommend.interest_order={order}"]
+           "--set", f"recommend.interest_order={order}", "--set", f"recommend.coverage_penalty={penalty}"]
     if users:
         cmd += ["--set", f"recommend.max_users={users}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
@@ -183,8 +183,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=0, help="HF runs: first N test users (0 = all)")
     parser.add_argument("--vllm-users", type=int, default=1024, help="vLLM runs: first N test users (0 = skip)")
     parser.add_argument("--variants", default="codes:4:score,codes:8:score,codes:8:interleave,mined:4:score",
-                        help="interest decoding variants source:m:order, source codes|mined|gemirec (mined is "
-                             "skipped when the run has no label/)")
+                        help="interest decoding variants source:m:order[:penalty], source codes|mined|gemirec "
+                             "(mined is skipped when the run has no label/), order score|interleave|coverage "
+                             "(penalty: coverage_penalty, default 0.1)")
     parser.add_argument("--section", default=None,
                         help="write this run under this key of the existing JSON, keeping every other entry")
     parser.add_argument("--threads", type=int, default=1)
@@ -197,12 +198,13 @@ def main() -> None:
     out = RESULTS / f"interest_decoding_{args.dataset}.json"
     if args.section and (args.speed_only or args.skip_beam):
         parser.error("--section writes a fresh side-by-side; it does not combine with --speed-only / --skip-beam")
-    specs = [v.split(":") for v in args.variants.split(",")]
-    if any(src == "mined" for src, _, _ in specs) and not RunPaths(run_dir).interests_labelled.is_file():
+    specs = [(*v.split(":"), "0.1")[:4] for v in args.variants.split(",")]
+    if any(src == "mined" for src, *_ in specs) and not RunPaths(run_dir).interests_labelled.is_file():
         print(f"no {RunPaths(run_dir).interests_labelled}: mined source skipped", flush=True)
         specs = [v for v in specs if v[0] != "mined"]
-    variants = [("beam", "beam", "codes", 0, "score")]
-    variants += [(f"interest_{src}_m{m}_{order}", "interest", src, int(m), order) for src, m, order in specs]
+    variants = [("beam", "beam", "codes", 0, "score", 0.0)]
+    variants += [(f"interest_{src}_m{m}_{order}" + (f"_p{float(p):g}" if order == "coverage" else ""), "interest", src,
+                  int(m), order, float(p)) for src, m, order, p in specs]
     breadth = Breadth(run_dir)
     command = command_line()
     if args.rescore:
@@ -225,9 +227,9 @@ def main() -> None:
         result["hf"], result["speed"] = previous["hf"], previous["speed"]
         result["command"] = f"{previous['command']} && {result['command']}"
         variants = variants[1:]
-    for name, decoding, source, m, order in [] if args.speed_only else variants:
+    for name, decoding, source, m, order, penalty in [] if args.speed_only else variants:
         stage = recommend(run_dir, f"idec_hf_{name}", "hf", decoding, args.threads, args.users or None, source,
-                          m or 4, order)
+                          m or 4, order, penalty)
         path = RunPaths(run_dir).recs(f"idec_hf_{name}")
         recs = read_recs(path)
         row = {**covered_metrics(recs, run_dir), "target_code_in_list": target_code_in_list(recs, run_dir, breadth),
@@ -236,6 +238,8 @@ def main() -> None:
         if decoding == "interest":
             row.update(interest_source=source, num_interests=m, interest_order=order,
                        interests_per_list_top10=interests_per_list(path))
+            if order == "coverage":
+                row["coverage_penalty"] = penalty
             row.update({k: stage[k] for k in ("users_with_interests", "interest_texts", "interest_model",
                                               "dictionary_codes") if k in stage})
             row["paired_ndcg@10_vs_beam"] = paired_vs_beam(recs, run_dir)
@@ -243,12 +247,12 @@ def main() -> None:
         print(name, json.dumps(row), flush=True)
         save(out, result, args.section)
     if args.vllm_users:  # speed on both engines over the same users; vLLM lists checked against HF's
-        for name, decoding, source, m, order in variants[:2]:  # plain beam and the first interest variant
+        for name, decoding, source, m, order, penalty in variants[:2]:  # plain beam and the first interest variant
             row = {}
             for engine in ("hf", "vllm"):
                 system = f"idec_{engine}{args.vllm_users}_{name}"
                 stage = recommend(run_dir, system, engine, decoding, args.threads, args.vllm_users, source, m or 4,
-                                  order)
+                                  order, penalty)
                 row[engine] = {"users_per_s": stage["users_per_s"], "search_wall_s": stage["search_wall_s"],
                                "process_wall_s": stage["process_wall_s"]}
             hf = read_recs(RunPaths(run_dir).recs(f"idec_hf{args.vllm_users}_{name}"))

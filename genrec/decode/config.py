@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from genrec.config import StrictModel
+
+if TYPE_CHECKING:
+    from genrec.decode.interest import MergeRule
 
 
 class RecommendTarget(StrictModel):
@@ -36,6 +39,21 @@ class InterestDecoding(StrictModel):
         description="interest_source=gemirec: the multi system whose model (multi/<interest_model>/model.pt, from "
                     "`genrec multi train`) predicts")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
+    interest_order: Literal["score", "interleave", "coverage"] = Field(
+        "score", description="decoding=interest: score = every interest's share of the list, ordered by score; "
+                             "interleave = the same, ordered so every prefix (e.g. the top 10) holds the interests "
+                             "in proportion to their probabilities; coverage = the plain beam search beside the "
+                             "groups, every item found pooled, the list filled by score minus coverage_penalty per "
+                             "item already listed from the same first-level code")
+    coverage_penalty: float = Field(
+        0.1, ge=0, description="interest_order=coverage: the penalty (in summed log-probs) per listed item of the "
+                               "same first-level code; 0 = the pooled items by score")
+
+    def merge_rule(self) -> MergeRule:
+        """The engine-side merge settings of these options."""
+        from genrec.decode.interest import MergeRule
+
+        return MergeRule(self.interest_order, self.coverage_penalty)
 
 
 class RecommendConfig(InterestDecoding):
@@ -55,9 +73,6 @@ class RecommendConfig(InterestDecoding):
     threads: int = Field(2, ge=1)
     also: list[RecommendTarget] = Field(
         default_factory=list, description="more checkpoints scored the same way, e.g. [{checkpoint: sft, system: sft}]")
-    interest_order: Literal["score", "interleave"] = Field(
-        "score", description="decoding=interest: order the merged list by score, or interleave the interests so "
-                             "every prefix (e.g. the top 10) holds them in proportion to their probabilities")
 
     @model_validator(mode="after")
     def _k_fits_beams(self) -> RecommendConfig:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, PreTrainedModel
 
-from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search
+from genrec.decode.interest import Group, MergeRule, Recommendation, Select, interest_search
 from genrec.decode.trie import SidTrie, SidTrieLogitsProcessor
 
 
@@ -152,10 +152,10 @@ def search_groups(model: PreTrainedModel, prompts: Sequence[Sequence[int]], grou
 
 
 def interest_beam_search(model: PreTrainedModel, prompts: list[list[int]], trie: SidTrie, num_beams: int, k: int,
-                         batch_size: int, select: Select, order: Order = "score") -> list[list[Recommendation]]:
+                         batch_size: int, select: Select, rule: MergeRule = MergeRule()) -> list[list[Recommendation]]:
     """Interest-conditioned decoding (`genrec.decode.interest`) with transformers."""
     if any(not p for p in prompts):
         raise ValueError("empty prompt: every prompt needs at least the <ans> marker")
     return interest_search(functools.partial(root_logprobs, model, trie=trie, batch_size=batch_size),
                            functools.partial(search_groups, model, trie=trie, batch_size=batch_size),
-                           prompts, num_beams, k, select, order)
+                           prompts, num_beams, k, select, trie.first_token, rule)

@@ -24,12 +24,18 @@ A group's probability is its pick's `logp` renormalised over the user's picks: t
 of the code for the first two sources (and for codes that fill up), log(posterior x share) for GemiRec's.
 An item's score stays log p(full SID | prompt), comparable across groups.
 
+Merging (`MergeRule`): `score` and `interleave` give every group its quota of the list; `coverage` adds the
+plain beam search (one whole-catalogue group from the user's prompt) to the groups, pools every item found,
+and fills the list greedily by score minus a penalty for each item already listed from the same first-level
+code, so a near-tie goes to an interest the list lacks while the pool still holds the plain beam's own items.
+
 The engines (`hf_beam`, `vllm_beam`) supply the first-step log-probs and run the groups; planning and
 merging live here, so both engines split and merge identically.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -51,6 +57,7 @@ class Pick(NamedTuple):
     prompt: tuple[int, ...] = ()
 
 
+HISTORY_ONLY = "(history only)"  # a prompt-conditioned user without curated interests; a plain-beam item outside them
 Chosen = list[Pick]  # a user's interests, best first
 Select = Callable[[Sequence[dict[int, float]]], list[Chosen]]  # root log-probs per prompt -> chosen interests
 
@@ -68,6 +75,7 @@ class Group:
     beams: int
     quota: int
     prompt: tuple[int, ...] = ()
+    plain: bool = False  # the unconditioned beam search of `coverage` merging (no interest of its own)
 
     def prompt_of(self, prompts: Sequence[Sequence[int]]) -> Sequence[int]:
         """The prompt this group decodes from."""
@@ -149,11 +157,11 @@ def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_
     return groups
 
 
-Order = Literal["score", "interleave"]
+Order = Literal["score", "interleave", "coverage"]
 
 
 def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int,
-          k: int, order: Order = "score") -> list[list[Recommendation]]:
+          k: int, order: Literal["score", "interleave"] = "score") -> list[list[Recommendation]]:
     """Per request: each group's best `quota` items not already taken by an earlier group (groups of one code
     never share items; prompt-conditioned groups over the whole catalogue may), then the best leftovers until
     k. `score` orders the list by score; `interleave` gives every prefix of it its interests' shares
@@ -184,6 +192,45 @@ def merge(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]
     return out
 
 
+def merge_coverage(groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int, k: int,
+                   code_of: Callable[[str], int], penalty: float) -> list[list[Recommendation]]:
+    """Per request: every group's items pooled (an item found twice keeps its best score and the first interest
+    group's name; an item only the plain group found is named after the chosen interest of its code, else
+    HISTORY_ONLY), then the list filled greedily with the item of highest score - penalty x (items already listed
+    with its first-level code; ties: the higher score). penalty 0 gives the pool by score, which holds every item
+    of the plain beam search: the list is never worse than it by the model's own scores."""
+    names: list[dict[int, str]] = [{} for _ in range(n_requests)]
+    for group in groups:
+        if group.prefix and not group.plain:
+            names[group.request].setdefault(group.prefix[0], group.interest)
+    pools: list[dict[str, Recommendation]] = [{} for _ in range(n_requests)]
+    order = sorted(range(len(groups)), key=lambda g: groups[g].plain)  # interest groups name an item first
+    for group, ranked in ((groups[g], results[g]) for g in order):
+        pool = pools[group.request]
+        for item, score in ranked:
+            if item in pool:
+                if score > pool[item].score:
+                    pool[item] = dataclasses.replace(pool[item], score=score)
+            elif group.plain:
+                code = code_of(item)
+                pool[item] = Recommendation(item, score, names[group.request].get(code, HISTORY_ONLY), code)
+            else:
+                pool[item] = Recommendation(item, score, group.interest, group.prefix[0] if group.prefix else None)
+    return [_fill_by_coverage(sorted(pool.values(), key=lambda r: -r.score), k, code_of, penalty) for pool in pools]
+
+
+def _fill_by_coverage(ranked: list[Recommendation], k: int, code_of: Callable[[str], int],
+                      penalty: float) -> list[Recommendation]:
+    listed: Counter[int] = Counter()
+    out: list[Recommendation] = []
+    while ranked and len(out) < k:
+        best = max(range(len(ranked)), key=lambda j: (ranked[j].score - penalty * listed[code_of(ranked[j].item)], -j))
+        rec = ranked.pop(best)
+        out.append(rec)
+        listed[code_of(rec.item)] += 1
+    return out
+
+
 def _interleave(recs: Sequence[Recommendation], weights: dict[tuple[int | None, str], float]) -> list[Recommendation]:
     queues: dict[tuple[int | None, str], list[Recommendation]] = {}
     for rec in recs:  # best first, so each queue is too
@@ -198,14 +245,37 @@ def _interleave(recs: Sequence[Recommendation], weights: dict[tuple[int | None, 
     return out
 
 
+@dataclass(frozen=True, order=True)
+class MergeRule:
+    """How a request's beam groups become its list (module doc): `order` and, for `coverage`, the penalty per
+    item already listed from the same first-level code (in the unit of the scores, summed log-probs)."""
+
+    order: Order = "score"
+    coverage_penalty: float = 0.1
+
+    def plan(self, chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
+        """The interest groups (`plan_groups`), plus for `coverage` one plain `num_beams` group per request."""
+        groups = plan_groups(chosen, root, num_beams, k)
+        if self.order == "coverage":
+            groups += [Group(r, HISTORY_ONLY, 0.0, (), 0.0, num_beams, 0, plain=True) for r in range(len(chosen))]
+        return groups
+
+    def apply(self, groups: Sequence[Group], results: Sequence[Sequence[tuple[str, float]]], n_requests: int, k: int,
+              code_of: Callable[[str], int]) -> list[list[Recommendation]]:
+        """The merged top-k list of every request; `code_of`: an item's first-level code token."""
+        if self.order == "coverage":
+            return merge_coverage(groups, results, n_requests, k, code_of, self.coverage_penalty)
+        return merge(groups, results, n_requests, k, self.order)
+
+
 def interest_search(root_logprobs: Callable[[Sequence[Sequence[int]]], list[dict[int, float]]],
                     search_groups: Callable[[Sequence[Sequence[int]], Sequence[Group]], list[list[tuple[str, float]]]],
-                    prompts: Sequence[Sequence[int]], num_beams: int, k: int,
-                    select: Select, order: Order = "score") -> list[list[Recommendation]]:
+                    prompts: Sequence[Sequence[int]], num_beams: int, k: int, select: Select,
+                    code_of: Callable[[str], int], rule: MergeRule = MergeRule()) -> list[list[Recommendation]]:
     """Interest-conditioned decoding of `prompts` with one engine's two primitives (see the module doc)."""
     root = [{} for _ in prompts] if isinstance(select, GivenPicks) else root_logprobs(prompts)
-    groups = plan_groups(select(root), root, num_beams, k)
-    return merge(groups, search_groups(prompts, groups), len(prompts), k, order)
+    groups = rule.plan(select(root), root, num_beams, k)
+    return rule.apply(groups, search_groups(prompts, groups), len(prompts), k, code_of)
 
 
 def code_labels(first_codes: dict[str, int], categories: dict[str, str]) -> dict[int, str]:
@@ -292,9 +362,6 @@ class MinedInterestCodes:
             return chosen
 
         return select
-
-
-HISTORY_ONLY = "(history only)"  # the interest text of a prompt-conditioned user without curated interests
 
 
 def prompt_picks(interests: Sequence[tuple[str, float, Sequence[int]]], catalogue: int) -> Chosen:

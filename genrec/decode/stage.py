@@ -133,11 +133,13 @@ def _searcher(config: RecommendConfig, run_dir: Path, model, ckpt: Path, trie, t
 
     def grouped(prompts: list[list[int]], batch: list[str]):
         select = select_for(batch, [histories[u] for u in batch], config.k)
-        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select, order=config.interest_order)
+        recs = interest(prompts, num_beams=config.num_beams, k=config.k, select=select, rule=config.merge_rule())
         return [[(r.item, r.score) for r in rs] for rs in recs], [[r.interest for r in rs] for rs in recs]
 
     counts = dict(interest_source=config.interest_source, num_interests=config.num_interests,
                   interest_order=config.interest_order, **counts)
+    if config.interest_order == "coverage":
+        counts["coverage_penalty"] = config.coverage_penalty
     if config.interest_source == "gemirec":
         counts["interest_model"] = config.interest_model
     return grouped, counts

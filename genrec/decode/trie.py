@@ -34,6 +34,7 @@ class SidTrie:
         self.depth: int = depths.pop()
         self.eos_token_id = eos_token_id
         self.item_ids = list(item_ids)
+        self._first = {item: int(seq[0]) for item, seq in zip(self.item_ids, token_seqs, strict=True)}
         children: list[dict[int, int]] = [{}]
         leaf_item: dict[int, int] = {}
         for index, seq in enumerate(token_seqs):
@@ -104,6 +105,13 @@ class SidTrie:
         node = self._walk(tokens)
         index = self._leaf_item.get(node) if node is not None else None
         return None if index is None else self.item_ids[index]
+
+    def first_token(self, item: str) -> int:
+        """The first SID token (first-level code) of a catalogue item."""
+        try:
+            return self._first[item]
+        except KeyError:
+            raise KeyError(f"item {item!r} is not in the SID trie") from None
 
     def nodes(self, input_ids: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         """Trie node of each row after reading `input_ids[row, start[row]:]`; `num_nodes` = outside the trie."""

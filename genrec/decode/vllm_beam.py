@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genrec.decode.interest import Group, Order, Recommendation, Select, interest_search, merge, plan_groups
+from genrec.decode.interest import Group, MergeRule, Recommendation, Select, interest_search
 from genrec.vllm_threads import configure_cpu_env, create_engine, init_thread_openmp
 
 MAX_IDS_PER_REQUEST = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS
@@ -42,6 +42,8 @@ class Trie(Protocol):
     def allowed(self, prefix: Sequence[int]) -> list[int]: ...
 
     def item_for(self, tokens: Sequence[int]) -> str | None: ...
+
+    def first_token(self, item: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,13 @@ def group_beams(groups: Sequence[Group]) -> list[list[Beam]]:
     return [[Beam(g.prefix, g.prefix_score)] for g in groups]
 
 
-def remaining_levels(groups: Sequence[Group], trie: Trie) -> int:
-    """SID levels left to decode after the groups' forced prefixes (one length for all groups of a call: every
-    interest source forces either one first-level code or nothing)."""
-    lengths = {len(g.prefix) for g in groups}
-    if len(lengths) > 1:
-        raise ValueError(f"interest groups with different prefix lengths {sorted(lengths)} in one call")
-    return trie.depth - lengths.pop() if lengths else 0
+def by_prefix_length(groups: Sequence[Group]) -> dict[int, list[int]]:
+    """Group indices by forced-prefix length: groups of one length decode the same number of levels together
+    (a code's group forces one level; a whole-catalogue group, e.g. `coverage`'s plain one, none)."""
+    lengths: dict[int, list[int]] = {}
+    for index, group in enumerate(groups):
+        lengths.setdefault(len(group.prefix), []).append(index)
+    return lengths
 
 
 def group_items(beams: Sequence[Sequence[Beam]], trie: Trie) -> list[list[tuple[str, float]]]:
@@ -215,24 +217,29 @@ class VllmBeamSearch:
         return merge_logprobs(queries, self._score(queries), len(prompts))
 
     def search_groups(self, prompts: Sequence[Sequence[int]], groups: Sequence[Group]) -> list[list[tuple[str, float]]]:
-        """Per interest group (prefix = one first-level code, or none), its complete items, best first, decoded
-        from the group's prompt (its own, else its request's): one engine call per remaining SID level holding
-        every beam of every group of every prompt."""
-        group_prompts = [g.prompt_of(prompts) for g in groups]
-        beams = group_beams(groups)
-        for _ in range(remaining_levels(groups, self.trie)):
-            queries = plan_step(group_prompts, beams, self.trie)
-            beams = advance(beams, queries, self._score(queries), [g.beams for g in groups])
-        return group_items(beams, self.trie)
+        """Per beam group (prefix = one first-level code, or none), its complete items, best first, decoded from the
+        group's prompt (its own, else its request's): one engine call per remaining SID level holding every beam
+        of every group of a prefix length."""
+        results: list[list[tuple[str, float]]] = [[] for _ in groups]
+        for prefix_len, members in by_prefix_length(groups).items():
+            chosen = [groups[g] for g in members]
+            group_prompts = [g.prompt_of(prompts) for g in chosen]
+            beams = group_beams(chosen)
+            for _ in range(self.trie.depth - prefix_len):
+                queries = plan_step(group_prompts, beams, self.trie)
+                beams = advance(beams, queries, self._score(queries), [g.beams for g in chosen])
+            for g, ranked in zip(members, group_items(beams, self.trie), strict=True):
+                results[g] = ranked
+        return results
 
     def search_interest(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int, select: Select,
-                        batch_size: int = 256, order: Order = "score") -> list[list[Recommendation]]:
+                        batch_size: int = 256, rule: MergeRule = MergeRule()) -> list[list[Recommendation]]:
         """Interest-conditioned decoding (`genrec.decode.interest`) of `batch_size` prompts at a time."""
         _check_beams(num_beams, k)
         results: list[list[Recommendation]] = []
         for start in range(0, len(prompts), batch_size):
             results += interest_search(self.root_logprobs, self.search_groups, prompts[start:start + batch_size],
-                                       num_beams, k, select, order)
+                                       num_beams, k, select, self.trie.first_token, rule)
         return results
 
 
@@ -273,18 +280,29 @@ class AsyncVllmBeamSearch:
         return finish(beams[0], self.trie, k)
 
     async def search_interest(self, prompt: Sequence[int], num_beams: int, k: int, select: Select,
-                              order: Order = "score") -> list[Recommendation]:
-        """Interest-conditioned decoding of one prompt; each level's beams of all groups go out together."""
+                              rule: MergeRule = MergeRule()) -> list[Recommendation]:
+        """Interest-conditioned decoding of one prompt; each level's beams of all groups of a prefix length go
+        out together (the lengths concurrently)."""
         _check_beams(num_beams, k)
         queries = plan_step([prompt], [[Beam((), 0.0)]], self.trie)
         root = merge_logprobs(queries, await self._score(queries), 1)
-        groups = plan_groups(select(root), root, num_beams, k)
+        groups = rule.plan(select(root), root, num_beams, k)
+        lengths = by_prefix_length(groups)
+        found = await asyncio.gather(*(self._decode_groups(prompt, [groups[g] for g in members], prefix_len)
+                                       for prefix_len, members in lengths.items()))
+        results: list[list[tuple[str, float]]] = [[] for _ in groups]
+        for members, ranked in zip(lengths.values(), found, strict=True):
+            for g, items in zip(members, ranked, strict=True):
+                results[g] = items
+        return rule.apply(groups, results, 1, k, self.trie.first_token)[0]
+
+    async def _decode_groups(self, prompt: Sequence[int], groups: Sequence[Group],
+                             prefix_len: int) -> list[list[tuple[str, float]]]:
         beams = group_beams(groups)
-        for _ in range(remaining_levels(groups, self.trie)):
+        for _ in range(self.trie.depth - prefix_len):
             queries = plan_step([g.prompt_of([prompt]) for g in groups], beams, self.trie)
-            logprobs = await self._score(queries)
-            beams = advance(beams, queries, logprobs, [g.beams for g in groups])
-        return merge(groups, group_items(beams, self.trie), 1, k, order)[0]
+            beams = advance(beams, queries, await self._score(queries), [g.beams for g in groups])
+        return group_items(beams, self.trie)
 
     async def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
         """Score these queries in the worker's next engine call, together with every other waiting query."""

