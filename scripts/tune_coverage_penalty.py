@@ -5,8 +5,9 @@ read) are decoded once with transformers: the decoder's top-m first-level codes 
 whole-catalogue group (`MergeRule("coverage").plan`). The same group results are then merged with every
 penalty of the grid (`MergeRule.apply`), so the rows differ only in the merge. The plain group's own top 20 is
 the plain beam search (the baseline). Per penalty: HR/NDCG@5/10, categories@10, first-level codes@10, ILD@10
-and the paired per-user NDCG@10 difference to the plain beam (95% interval).
-Chosen: the largest penalty whose mean validation NDCG@10 is not below the plain beam's.
+and the paired per-user NDCG@10 difference to the plain beam (95% interval); an ablation row per penalty
+(`plain_reranked_<p>`) applies the same merge to the plain group alone (what the interest groups add).
+Chosen (among the `coverage_<p>` rows): the largest penalty whose mean validation NDCG@10 is not below the plain beam's.
 
     python scripts/tune_coverage_penalty.py --dataset beauty --run runs/beauty --users 8000 --m 8
     -> benchmarks/results/coverage_penalty_<dataset>.json
@@ -97,10 +98,14 @@ def main() -> None:
     decoded = decode_validation(run_dir, args.users, args.m, num_beams=20, k=20, batch_size=32)
     breadth, targets, users = Breadth(run_dir), decoded["targets"], decoded["users"]
 
-    def lists(rule: MergeRule | None) -> dict[str, list[str]]:
-        """Every user's list: the plain group's own ranking (rule None) or the rule's merge."""
+    def lists(rule: MergeRule | None, plain_only: bool = False) -> dict[str, list[str]]:
+        """Every user's list: the plain group's own ranking (rule None) or the rule's merge of every group (or,
+        `plain_only`, of the plain group alone: the penalty re-ranking the plain beam's items, no interest groups)."""
         out: list[list[str]] = []
         for groups, results, n in decoded["batches"]:
+            if plain_only:
+                kept = [(g, r) for g, r in zip(groups, results, strict=True) if g.plain]
+                groups, results = [g for g, _ in kept], [r for _, r in kept]
             if rule is None:
                 out += [[item for item, _ in r[:20]] for g, r in zip(groups, results, strict=True) if g.plain]
             else:
@@ -114,9 +119,13 @@ def main() -> None:
         recs = lists(MergeRule("coverage", penalty))
         rows[f"coverage_{penalty:g}"] = {"coverage_penalty": penalty, **score(recs, targets, breadth),
                                          "paired_ndcg@10_vs_beam": paired_difference(user_ndcg(recs, targets), base)}
+        alone = lists(MergeRule("coverage", penalty), plain_only=True)
+        rows[f"plain_reranked_{penalty:g}"] = {"coverage_penalty": penalty, **score(alone, targets, breadth),
+                                               "paired_ndcg@10_vs_beam": paired_difference(user_ndcg(alone, targets),
+                                                                                           base)}
         print(penalty, rows[f"coverage_{penalty:g}"], flush=True)
     kept = [row["coverage_penalty"] for name, row in rows.items()
-            if name != "plain_beam" and row["paired_ndcg@10_vs_beam"]["ndcg@10_diff"] >= 0]
+            if name.startswith("coverage_") and row["paired_ndcg@10_vs_beam"]["ndcg@10_diff"] >= 0]
     result = {"command": command_line(), "machine": machine_description(),
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": args.dataset, "run": str(run_dir),
               "checkpoint": str(RunPaths(run_dir).sft_ckpt.resolve()), "split": "valid", "users": len(users),

@@ -40,14 +40,16 @@ class InterestDecoding(StrictModel):
                     "`genrec multi train`) predicts")
     num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
     interest_order: Literal["score", "interleave", "coverage"] = Field(
-        "score", description="decoding=interest: score = every interest's share of the list, ordered by score; "
+        "coverage", description="decoding=interest: score = every interest's share of the list, ordered by score; "
                              "interleave = the same, ordered so every prefix (e.g. the top 10) holds the interests "
                              "in proportion to their probabilities; coverage = the plain beam search beside the "
                              "groups, every item found pooled, the list filled by score minus coverage_penalty per "
-                             "item already listed from the same first-level code")
+                             "item already listed from the same first-level code (the one order measured to keep "
+                             "NDCG@10: BENCHMARKS.md, 'Coverage merge')")
     coverage_penalty: float = Field(
-        0.1, ge=0, description="interest_order=coverage: the penalty (in summed log-probs) per listed item of the "
-                               "same first-level code; 0 = the pooled items by score")
+        0.05, ge=0, description="interest_order=coverage: the penalty (in summed log-probs) per listed item of the "
+                                "same first-level code; 0 = the pooled items by score. 0.05 was chosen on beauty's "
+                                "validation users; choose yours with scripts/tune_coverage_penalty.py (scientific: 0)")
 
     def merge_rule(self) -> MergeRule:
         """The engine-side merge settings of these options."""

@@ -251,7 +251,7 @@ class MergeRule:
     item already listed from the same first-level code (in the unit of the scores, summed log-probs)."""
 
     order: Order = "score"
-    coverage_penalty: float = 0.1
+    coverage_penalty: float = 0.05
 
     def plan(self, chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
         """The interest groups (`plan_groups`), plus for `coverage` one plain `num_beams` group per request."""

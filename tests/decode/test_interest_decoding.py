@@ -283,7 +283,8 @@ def test_recommend_stage_interest_decoding(tiny_run: Path) -> None:
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend
 
-    config = RecommendConfig(system="idec", num_beams=20, k=10, decoding="interest", num_interests=3, threads=1)
+    config = RecommendConfig(system="idec", num_beams=20, k=10, decoding="interest", interest_order="score",
+                             num_interests=3, threads=1)
     manifest = recommend(config, tiny_run)
     lines = [json.loads(line) for line in RunPaths(tiny_run).recs("idec").read_text().splitlines()]
     assert len(lines) == 8 and manifest.metrics["decoding"] == "interest" and manifest.metrics["codes"] == 4
@@ -339,8 +340,8 @@ def test_recommend_stage_mined_interests_steer_groups(tiny_run: Path, tmp_path: 
     test_users = list(pd.read_parquet(paths.sequences).query("split == 'test'")["user_id"])
     write_labelled_interests(paths, [("user", test_users[0], "protective gloves for the hands", 0.9, 1),
                                      ("user", test_users[0], "noise", 0.1, 0)])
-    config = RecommendConfig(system="mined", num_beams=20, k=10, decoding="interest", interest_source="mined",
-                             num_interests=2, threads=1)
+    config = RecommendConfig(system="mined", num_beams=20, k=10, decoding="interest", interest_order="score",
+                             interest_source="mined", num_interests=2, threads=1)
     manifest = recommend(config, run_dir)
     assert manifest.metrics["users_with_interests"] == 1 and manifest.metrics["interest_texts"] == 1
     lines = {json.loads(line)["user"]: json.loads(line) for line in paths.recs("mined").read_text().splitlines()}
@@ -355,7 +356,8 @@ def test_recommend_stage_mined_source_needs_its_files(tiny_run: Path) -> None:
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend
 
-    config = RecommendConfig(system="idec_mined", num_beams=20, k=10, decoding="interest", interest_source="mined")
+    config = RecommendConfig(system="idec_mined", num_beams=20, k=10, decoding="interest", interest_order="score",
+                             interest_source="mined")
     with pytest.raises(FileNotFoundError, match="interests_labelled"):
         recommend(config, tiny_run)
     with pytest.raises(ValueError, match="num_interests"):
@@ -371,7 +373,7 @@ def test_recommend_stage_prompt_conditioned_interests(tiny_run: Path, tmp_path: 
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend
 
-    config = RecommendConfig(system="prompted", num_beams=20, k=10, decoding="interest",
+    config = RecommendConfig(system="prompted", num_beams=20, k=10, decoding="interest", interest_order="score",
                              interest_source="mined_prompt", num_interests=2, threads=1)
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
@@ -476,8 +478,8 @@ def test_recommend_stage_gemirec_interests(gemirec_run: Path) -> None:
     names = ["Tapes", "Gloves", "Meters", "Glue"]
     lines = []
     for system in ("gemirec_a", "gemirec_b"):
-        config = RecommendConfig(system=system, num_beams=20, k=10, decoding="interest", interest_source="gemirec",
-                                 num_interests=3, threads=1)
+        config = RecommendConfig(system=system, num_beams=20, k=10, decoding="interest", interest_order="score",
+                                 interest_source="gemirec", num_interests=3, threads=1)
         manifest = recommend(config, gemirec_run)
         assert manifest.metrics["interest_model"] == "multi_gemirec" and manifest.metrics["dictionary_codes"] == 6
         assert any(p.endswith("multi/multi_gemirec/model.pt") for p in manifest.inputs)
@@ -493,7 +495,8 @@ def test_recommend_stage_gemirec_needs_its_model(tiny_run: Path) -> None:
     from genrec.decode import RecommendConfig
     from genrec.decode import run as recommend
 
-    config = RecommendConfig(system="idec_gemirec", num_beams=20, k=10, decoding="interest", interest_source="gemirec",
+    config = RecommendConfig(system="idec_gemirec", num_beams=20, k=10, decoding="interest", interest_order="score",
+                             interest_source="gemirec",
                              interest_model="my_gemirec", threads=1)
     with pytest.raises(FileNotFoundError,
                        match=r"multi/my_gemirec/model.pt.*genrec multi train.*multi.system=my_gemirec"):

@@ -43,9 +43,13 @@ def test_penalties_are_tuned_on_validation(tmp_path: Path, monkeypatch) -> None:
     result = json.loads(out.read_text())
     assert result["split"] == "valid" and result["users"] == 10
     rows = result["rows"]
-    assert list(rows) == ["plain_beam", "coverage_0", "coverage_0.5", "coverage_1000"]
+    assert list(rows) == ["plain_beam", "coverage_0", "plain_reranked_0", "coverage_0.5", "plain_reranked_0.5",
+                          "coverage_1000", "plain_reranked_1000"]
+    assert {k: v for k, v in rows["plain_reranked_0"].items() if k != "coverage_penalty"} == {
+        **rows["plain_beam"], "paired_ndcg@10_vs_beam": rows["plain_reranked_0"]["paired_ndcg@10_vs_beam"]}
+    assert rows["plain_reranked_0"]["paired_ndcg@10_vs_beam"]["users_changed"] == 0
     kept = [r["coverage_penalty"] for name, r in rows.items()
-            if name != "plain_beam" and r["paired_ndcg@10_vs_beam"]["ndcg@10_diff"] >= 0]
+            if name.startswith("coverage_") and r["paired_ndcg@10_vs_beam"]["ndcg@10_diff"] >= 0]
     assert result["chosen_penalty"] == (max(kept) if kept else None)
     # one item of every code in the pool before any repeats: at least the plain beam's codes in the top 10
     assert rows["coverage_1000"]["sid_code_coverage@10"] > rows["plain_beam"]["sid_code_coverage@10"]

@@ -65,10 +65,13 @@ def test_recommend_matches_offline_hf_beam_search(server: Server) -> None:
 
 
 def test_interest_decoding_groups_items_by_interest(server: Server) -> None:
-    """`decoding: interest`: the offline interest-conditioned search's items, each with its interest, and the
-    groups (one per first-level code) partition them."""
+    """`decoding: interest` (default merge: coverage): the offline interest-conditioned search's items, each with
+    its interest (a chosen code's category, or HISTORY_ONLY for a plain-beam item outside them), and the groups
+    (one per interest and first-level code) partition them."""
     from genrec.decode.hf_beam import interest_beam_search
+    from genrec.decode.interest import HISTORY_ONLY
     from genrec.decode.interest_sources import interest_selector
+    from genrec.serve.config import ServeConfig
     from genrec.decode.trie import SidTrie
     from genrec.model import build_prompt_ids, load_checkpoint
 
@@ -80,7 +83,8 @@ def test_interest_decoding_groups_items_by_interest(server: Server) -> None:
     history = ["7", "3", "30", "11"]
     select_for, _ = interest_selector("codes", 4, 12, server.run_dir, sid_map, tokenizer, [])
     want = interest_beam_search(model, [build_prompt_ids(tokenizer, info, [sids[i] for i in history])], trie,
-                                num_beams=12, k=8, batch_size=1, select=select_for([""], [history], 8))[0]
+                                num_beams=12, k=8, batch_size=1, select=select_for([""], [history], 8),
+                                rule=ServeConfig().merge_rule())[0]
     reply = recommend(server, {"history": history, "k": 8, "decoding": "interest"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -88,7 +92,7 @@ def test_interest_decoding_groups_items_by_interest(server: Server) -> None:
     assert [(i["item_id"], i["interest"]) for i in body["items"]] == [(r.item, r.interest) for r in want]
     assert [i["score"] for i in body["items"]] == pytest.approx([r.score for r in want], abs=1e-4)
     assert sorted(i for g in body["groups"] for i in g["items"]) == sorted(i["item_id"] for i in body["items"])
-    assert len(body["groups"]) >= 4 and all(g["interest"] == "c" for g in body["groups"])  # the items' category
+    assert len(body["groups"]) >= 4 and {g["interest"] for g in body["groups"]} <= {"c", HISTORY_ONLY}  # category
     for group in body["groups"]:
         assert all(sids[i].startswith(group["code"]) for i in group["items"])
     assert recommend(server, {"history": history, "k": 8}).json()["groups"] == []  # beam stays the default

@@ -37,6 +37,7 @@ def test_prompt_conditioned_interests_over_http(served_run: Path, tmp_path: Path
     port = free_port()
     cmd = [sys.executable, "-m", "genrec.cli", "serve", "--set", f"run_dir={run_dir}", "--set", "serve.engine=hf",
            "--set", f"serve.port={port}", "--set", "serve.num_beams=12", "--set", "serve.decoding=interest",
+           "--set", "serve.interest_order=score",
            "--set", "serve.interest_source=mined_prompt", "--set", "serve.num_interests=2"]
     env = {**os.environ, "GENREC_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1"}
     url = f"http://127.0.0.1:{port}"
