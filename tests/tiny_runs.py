@@ -89,3 +89,27 @@ def save_random_interest_llm(sid_map: pd.DataFrame, path: Path, base: Path, seed
             param.normal_(0.0, std)
     save_checkpoint(model, tokenizer, info, path)
     return model, tokenizer, info
+
+
+def build_category_run(root: Path, users: int, data_seed: int, model_seed: int) -> Path:
+    """A run folder under `root`: `users` users with 6 of 40 items each (category `i % 4` of Tapes, Gloves,
+    Meters, Glue, which is also the item's first-level code), their split, a SID map and a random scratch
+    checkpoint."""
+    import json
+
+    from genrec.data import DataConfig
+    from genrec.data import run as prepare_data
+
+    folder, run_dir = root / "dataset", root / "run"
+    folder.mkdir(parents=True)
+    rng = random.Random(data_seed)
+    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(40), 6) for u in range(users)}))
+    cats = ["Lab,Tapes", "Lab,Gloves", "Lab,Meters", "Lab,Glue"]
+    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}", "categories": cats[i % 4]}
+                                                    for i in range(40)}))
+    prepare_data(DataConfig(path=folder), run_dir)
+    paths = RunPaths(run_dir)
+    sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
+    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64),
+                           seed=model_seed)
+    return run_dir

@@ -6,14 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import random
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tiny_runs import save_random_checkpoint, save_random_interest_llm, write_labelled_interests, write_sid_map
+from tiny_runs import build_category_run, save_random_interest_llm, write_labelled_interests
 
 from genrec.artifacts import RunPaths
 from genrec.decode.hf_beam import constrained_beam_search, interest_beam_search, root_logprobs
@@ -261,22 +260,7 @@ def test_code_labels_and_mined_interest_mapping() -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder (data, SID map, a scratch checkpoint)."""
-    from genrec.data import DataConfig
-    from genrec.data import run as prepare_data
-
-    root = tmp_path_factory.mktemp("idec")
-    folder, run_dir = root / "dataset", root / "run"
-    folder.mkdir()
-    rng = random.Random(3)
-    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(40), 6) for u in range(8)}))
-    cats = ["Lab,Tapes", "Lab,Gloves", "Lab,Meters", "Lab,Glue"]
-    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}", "categories": cats[i % 4]}
-                                                    for i in range(40)}))
-    prepare_data(DataConfig(path=folder), run_dir)
-    paths = RunPaths(run_dir)
-    sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
-    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64), seed=1)
-    return run_dir
+    return build_category_run(tmp_path_factory.mktemp("idec"), users=8, data_seed=3, model_seed=1)
 
 
 def test_recommend_stage_interest_decoding(tiny_run: Path) -> None:

@@ -4,34 +4,20 @@ decode, the chosen penalty follows the stated rule, and a large penalty widens t
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 from test_report_scripts import load_script
-from tiny_runs import save_random_checkpoint, write_sid_map
+from tiny_runs import build_category_run
 
 from genrec.artifacts import RunPaths
-from genrec.model.config import ScratchConfig
 
 
 def test_penalties_are_tuned_on_validation(tmp_path: Path, monkeypatch) -> None:
-    from genrec.data import DataConfig
-    from genrec.data import run as prepare_data
-
-    folder, run_dir = tmp_path / "dataset", tmp_path / "run"
-    folder.mkdir()
-    rng = random.Random(5)
-    (folder / "T.inter.json").write_text(json.dumps({str(u): rng.sample(range(40), 6) for u in range(12)}))
-    cats = ["Lab,Tapes", "Lab,Gloves", "Lab,Meters", "Lab,Glue"]
-    (folder / "T.item.json").write_text(json.dumps({str(i): {"title": f"t{i}", "categories": cats[i % 4]}
-                                                    for i in range(40)}))
-    prepare_data(DataConfig(path=folder), run_dir)
+    run_dir = build_category_run(tmp_path, users=12, data_seed=5, model_seed=2)
     paths = RunPaths(run_dir)
-    sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
-    save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64), seed=2)
     paths.item_emb.parent.mkdir(parents=True, exist_ok=True)
     save_file({"text": np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)}, str(paths.item_emb),
               metadata={"item_ids": json.dumps([str(i) for i in range(40)])})
