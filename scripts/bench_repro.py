@@ -52,7 +52,7 @@ LADDER = (
     Step("+ interest-aware reward", r"^grpo\w*:.*interest"),
     Step("multi-interest retrieval (GemiRec / ULIM / DMI)", r"^multi\w*(:|$)"),
     Step("interest-conditioned decoding (a beam group per interest)", r"^interest_decoding:.*interest",
-         default=r"^interest_decoding:hf:interest_codes_m4_score$"),
+         default=r"^interest_decoding:(\w+:)?interest_codes_m\d+_coverage_p0\.05$"),
 )
 # A row's starting point, when its results file scored it too: the SFT model GRPO started from, plain beam search.
 STARTS = ("sft", "beam")
@@ -152,6 +152,8 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
         except (OSError, json.JSONDecodeError) as exc:
             print(f"skipping {path}: {exc}", file=sys.stderr)
             continue
+        if data.get("split") == "valid":  # a tuning run's validation scores (e.g. coverage_penalty), never a test row
+            continue
         source = str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
         variants = data.get("variants") if isinstance(data.get("variants"), dict) else {}
         # a variant whose benchmark chose a setting on validation (e.g. the multi-interest merge rule) reports it
@@ -167,8 +169,11 @@ def rows_from_results(results: Path, dataset: str) -> list[Row]:
         elif _metrics(top):
             rows.append(Row(stem, _metrics(top), data.get("users", data.get("test_users")), source,
                             _wall(data, "wall_s", "total_wall_s"), str(data.get("notes", "")), _valid_ndcg10(data)))
-        elif not top:  # systems grouped under another key, e.g. {"hf": {variant: metrics}, "vllm": {...}}
+        elif not top:  # systems grouped under another key, e.g. {"hf": {variant: metrics}, "vllm": {...}}, or a
+            # side-by-side section of another checkpoint, {section: {"hf": {variant: metrics}}} -> `stem:section:variant`
             for group, systems in data.items():
+                if isinstance(systems, dict) and isinstance(systems.get("hf"), dict):
+                    systems = systems["hf"]
                 if isinstance(systems, dict) and not group.startswith("paired"):
                     rows += [Row(f"{stem}:{group}:{name}", _metrics(v), v.get("users"), source, _wall(v, "search_wall_s"))
                              for name, v in systems.items() if isinstance(v, dict) and _metrics(v)]

@@ -60,7 +60,12 @@ def results(tmp_path: Path) -> Path:
     write_json(folder / "interest_decoding_toy.json", {"hf": {"beam": m(0.02) | {"users": USERS},
                                                               "interest_codes_m4_score": m(0.025) | {"users": USERS},
                                                               "interest_codes_m8_interleave": m(0.03) | {"users": USERS}},
-                                                       "speed": {"beam": {"hf": {"users_per_s": 3.0}}}})
+                                                       "speed": {"beam": {"hf": {"users_per_s": 3.0}}},
+                                                       "coverage_merge": {"hf": {  # another checkpoint's section
+                                                           "beam": m(0.022) | {"users": USERS},
+                                                           "interest_codes_m8_coverage_p0.05": m(0.022) | {"users": USERS}}}})
+    # a tuning run on validation users: its rows are never test rows
+    write_json(folder / "coverage_penalty_toy.json", {"split": "valid", "rows": {"plain_beam": m(0.3)}})
     write_json(folder / "multi_interest_toy.json", {"variants": {"gemirec": {"metrics": m(0.04),  # users not stated
                                                                                     "metrics_selected_merge": m(0.045)}},
                                                         "references": {"sasrec": {"metrics": m(0.05)}}})
@@ -108,10 +113,12 @@ def test_report_ladder_walls_and_published(results: Path, run: Path) -> None:
     assert multi["metrics"]["ndcg@10"] == 0.045  # the merge rule chosen on validation
     assert steps["text-only SIDs + SFT (TIGER / LC-Rec setting)"]["sample"] is False
     decoding = steps["interest-conditioned decoding (a beam group per interest)"]
-    # no validation score recorded: the config's default setting (m=4, by score) stands for the rung
-    assert (decoding["row"], decoding["chosen_by"]) == ("interest_decoding:hf:interest_codes_m4_score",
-                                                        "the config's default setting")
-    assert decoding["start"] == {"row": "interest_decoding:hf:beam", "ndcg@10": 0.02}
+    # no validation score recorded: the config's default setting (coverage merge, penalty 0.05) stands for the rung
+    assert decoding["row"] == "interest_decoding:coverage_merge:interest_codes_m8_coverage_p0.05"
+    assert decoding["chosen_by"] == "the config's default setting"
+    assert decoding["start"] == {"row": "interest_decoding:coverage_merge:beam", "ndcg@10": 0.022}
+    assert "interest_decoding:hf:interest_codes_m4_score" in report["metrics"]
+    assert not any(rid.startswith("coverage_penalty") for rid in report["metrics"])
     assert not any(rid.startswith("interest_decoding:speed") for rid in report["metrics"])
     assert steps["+ interest-aware reward"]["row"] is None
     assert "toyrun/grpo" in report["metrics"] and "repro" not in report["metrics"]
