@@ -14,6 +14,8 @@ vLLM lists are checked against HF's).
          [, multi/multi_gemirec/model.pt for the gemirec source])
     --section NAME stores the run under that key of the existing JSON (another checkpoint's side-by-side)
     instead of replacing the file's top-level rows.
+Each variant runs the run folder's `recommend` stage, so it replaces `recommend/manifest.json` there (recs go to
+their own `eval/idec_*` systems): point --run at a copy when the pipeline's own manifest should stay.
 """
 
 from __future__ import annotations
