@@ -38,7 +38,9 @@ class InterestDecoding(StrictModel):
         "multi_gemirec", min_length=1,
         description="interest_source=gemirec: the multi system whose model (multi/<interest_model>/model.pt, from "
                     "`genrec multi train`) predicts")
-    num_interests: int = Field(4, ge=1, description="decoding=interest: interests (beam groups) per user, m")
+    num_interests: int = Field(4, ge=0, description="decoding=interest: interests (beam groups) per user, m; 0 (with "
+                                                    "interest_order=coverage): none, the plain beam's items re-ranked "
+                                                    "for coverage at plain-beam cost")
     interest_order: Literal["score", "interleave", "coverage"] = Field(
         "coverage", description="decoding=interest: score = every interest's share of the list, ordered by score; "
                              "interleave = the same, ordered so every prefix (e.g. the top 10) holds the interests "
@@ -50,6 +52,13 @@ class InterestDecoding(StrictModel):
         0.05, ge=0, description="interest_order=coverage: the penalty (in summed log-probs) per listed item of the "
                                 "same first-level code; 0 = the pooled items by score. 0.05 was chosen on beauty's "
                                 "validation users; choose yours with scripts/tune_coverage_penalty.py (scientific: 0)")
+
+    @model_validator(mode="after")
+    def _no_interests_only_for_coverage(self) -> InterestDecoding:
+        if self.num_interests == 0 and self.interest_order != "coverage":
+            raise ValueError(f"num_interests 0 (no interest groups) needs interest_order coverage, got "
+                             f"{self.interest_order!r}: the other orders split the list between interests")
+        return self
 
     def merge_rule(self) -> MergeRule:
         """The engine-side merge settings of these options."""

@@ -134,14 +134,18 @@ def check_interest_args(num_beams: int, k: int, m: int) -> None:
                          f"got num_interests={m}, k={k}, num_beams={num_beams}")
 
 
-def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
+def plan_groups(chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int,
+                allow_empty: bool = False) -> list[Group]:
     """The beam groups of every request: weights = the picks' probabilities renormalised over the request's
     picks; each group's beams start from the decoder's log-probability of its code. Prompt-conditioned groups
     (no code) may find the same items, so the most probable one gets at least k beams (a list never comes out
-    short; the request may then use a few more than `num_beams` beams)."""
+    short; the request may then use a few more than `num_beams` beams). A request without picks is an error
+    unless `allow_empty` (another group, e.g. `coverage`'s plain one, fills its list)."""
     groups = []
     for request, (picks, logprobs) in enumerate(zip(chosen, root, strict=True)):
         if not picks:
+            if allow_empty:
+                continue
             raise ValueError(f"request {request}: no interest chosen")
         top = max(p.logp for p in picks)
         weights = [math.exp(p.logp - top) for p in picks]
@@ -254,8 +258,9 @@ class MergeRule:
     coverage_penalty: float = 0.05
 
     def plan(self, chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
-        """The interest groups (`plan_groups`), plus for `coverage` one plain `num_beams` group per request."""
-        groups = plan_groups(chosen, root, num_beams, k)
+        """The interest groups (`plan_groups`), plus for `coverage` one plain `num_beams` group per request (which
+        alone, with no interests chosen, re-ranks the plain beam's items)."""
+        groups = plan_groups(chosen, root, num_beams, k, allow_empty=self.order == "coverage")
         if self.order == "coverage":
             groups += [Group(r, HISTORY_ONLY, 0.0, (), 0.0, num_beams, 0, plain=True) for r in range(len(chosen))]
         return groups

@@ -157,6 +157,8 @@ def interest_selector(source: str, m: int, num_beams: int, run_dir: Path, sid_ma
     `info` and `prompt_for` (the checkpoint's prompt info and prompt builder) are read by `mined_prompt`."""
     from genrec.data import load_items
 
+    if m == 0:  # no interest groups (interest_order=coverage re-ranks the plain beam's items): no first-step pass
+        return (lambda _users, histories, _k: GivenPicks([[] for _ in histories])), {}
     items = load_items(run_dir)
     first = first_codes(sid_map, tokenizer)
     labels = code_labels(first, dict(zip(items["item_id"].astype(str), items["categories"].fillna(""), strict=True)))

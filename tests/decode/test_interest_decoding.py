@@ -303,6 +303,28 @@ def test_recommend_stage_coverage_order(tiny_run: Path) -> None:
         assert len({int(i) % 4 for i in after["items"][:4]}) >= len({int(i) % 4 for i in before["items"][:4]})
 
 
+def test_recommend_stage_coverage_without_interest_groups(tiny_run: Path) -> None:
+    """num_interests 0: only the plain beam is decoded and its own items are re-ranked (penalty 0: exactly the
+    plain beam's list); other orders refuse it by name."""
+    from genrec.decode import RecommendConfig
+    from genrec.decode import run as recommend
+
+    plain = RecommendConfig(system="plain20", num_beams=20, k=20, threads=1)
+    recommend(plain, tiny_run)
+    for system, penalty in (("rerank0", 0.0), ("rerank50", 50.0)):
+        recommend(plain.model_copy(update=dict(system=system, k=10, decoding="interest", num_interests=0,
+                                               interest_order="coverage", coverage_penalty=penalty)), tiny_run)
+    read = {s: {line["user"]: line for line in map(json.loads, RunPaths(tiny_run).recs(s).read_text().splitlines())}
+            for s in ("plain20", "rerank0", "rerank50")}
+    for user, line in read["plain20"].items():
+        assert read["rerank0"][user]["items"] == line["items"][:10]
+        spread = read["rerank50"][user]
+        assert set(spread["items"]) <= set(line["items"]) and set(spread["interests"]) == {HISTORY_ONLY}
+        assert len({int(i) % 4 for i in spread["items"][:4]}) == len({int(i) % 4 for i in line["items"]})
+    with pytest.raises(ValueError, match="num_interests 0 .* needs interest_order coverage"):
+        RecommendConfig(decoding="interest", num_interests=0, interest_order="score")
+
+
 def test_recommend_stage_mined_interests_steer_groups(tiny_run: Path, tmp_path: Path) -> None:
     """interest_source=mined: a user's curated interest text lands on the code of the items it describes."""
     import shutil
