@@ -231,7 +231,7 @@ def main() -> None:
         variants = variants[1:]
     for name, decoding, source, m, order, penalty in [] if args.speed_only else variants:
         stage = recommend(run_dir, f"idec_hf_{name}", "hf", decoding, args.threads, args.users or None, source,
-                          m or 4, order, penalty)
+                          m if decoding == "interest" else 4, order, penalty)
         path = RunPaths(run_dir).recs(f"idec_hf_{name}")
         recs = read_recs(path)
         row = {**covered_metrics(recs, run_dir), "target_code_in_list": target_code_in_list(recs, run_dir, breadth),
@@ -253,7 +253,8 @@ def main() -> None:
             row = {}
             for engine in ("hf", "vllm"):
                 system = f"idec_{engine}{args.vllm_users}_{name}"
-                stage = recommend(run_dir, system, engine, decoding, args.threads, args.vllm_users, source, m or 4,
+                stage = recommend(run_dir, system, engine, decoding, args.threads, args.vllm_users, source,
+                                  m if decoding == "interest" else 4,
                                   order, penalty)
                 row[engine] = {"users_per_s": stage["users_per_s"], "search_wall_s": stage["search_wall_s"],
                                "process_wall_s": stage["process_wall_s"]}
