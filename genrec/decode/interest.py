@@ -225,13 +225,14 @@ def merge_coverage(groups: Sequence[Group], results: Sequence[Sequence[tuple[str
 
 def _fill_by_coverage(ranked: list[Recommendation], k: int, code_of: Callable[[str], int],
                       penalty: float) -> list[Recommendation]:
+    left = [(rec, code_of(rec.item)) for rec in ranked]  # best first; each item's code looked up once
     listed: Counter[int] = Counter()
     out: list[Recommendation] = []
-    while ranked and len(out) < k:
-        best = max(range(len(ranked)), key=lambda j: (ranked[j].score - penalty * listed[code_of(ranked[j].item)], -j))
-        rec = ranked.pop(best)
+    while left and len(out) < k:
+        best = max(range(len(left)), key=lambda j: (left[j][0].score - penalty * listed[left[j][1]], -j))
+        rec, code = left.pop(best)
         out.append(rec)
-        listed[code_of(rec.item)] += 1
+        listed[code] += 1
     return out
 
 
@@ -252,10 +253,11 @@ def _interleave(recs: Sequence[Recommendation], weights: dict[tuple[int | None, 
 @dataclass(frozen=True, order=True)
 class MergeRule:
     """How a request's beam groups become its list (module doc): `order` and, for `coverage`, the penalty per
-    item already listed from the same first-level code (in the unit of the scores, summed log-probs)."""
+    item already listed from the same first-level code (in the unit of the scores, summed log-probs; the tuned
+    default lives in the config, `InterestDecoding.coverage_penalty`)."""
 
     order: Order = "score"
-    coverage_penalty: float = 0.05
+    coverage_penalty: float = 0.0
 
     def plan(self, chosen: Sequence[Chosen], root: Sequence[dict[int, float]], num_beams: int, k: int) -> list[Group]:
         """The interest groups (`plan_groups`), plus for `coverage` one plain `num_beams` group per request (which
