@@ -16,21 +16,20 @@ from genrec.decode.interest_sources import interest_selector
 from genrec.decode.trie import SidTrie
 from genrec.eval.metrics import topk_metrics
 from genrec.model.checkpoint import load_checkpoint
-from genrec.model.prompt import build_prompt_ids
-from genrec.model.sources import read_sid_map, user_interests
+from genrec.model.sources import HistoryPrompts, read_sid_map, user_interests
 
 torch.set_num_threads(1)
 from genrec.config import REPO_ROOT
 run = RunPaths(REPO_ROOT / "runs" / "idec_scientific")
 model, tok, info = load_checkpoint(run.sft_ckpt)
 sid_map = read_sid_map(run.sid_map)
-sid_of = dict(zip(sid_map.item_id, sid_map.sid))
 trie = SidTrie.from_sid_map(sid_map, tok)
 curated = user_interests(run.interests_labelled, limit=4)
 test = load_sequences(run.root).query("split == 'test'")
 test = test[test.user_id.astype(str).isin(curated)]
 users = list(test.user_id.astype(str))
-prompts = [build_prompt_ids(tok, info, [sid_of[i] for i in h]) for h in test.history]
+prompter = HistoryPrompts.from_run(run.root, tok, info, sid_map)
+prompts = [prompter.ids(list(h)) for h in test.history]
 targets = dict(zip(users, test.target.astype(str)))
 codes_for, _ = interest_selector("codes", 4, 20, run.root, sid_map, tok, users)
 mined_for, counts = interest_selector("mined", 4, 20, run.root, sid_map, tok, users)

@@ -51,15 +51,14 @@ def prompts_and_trie(ckpt: Path, users: int) -> tuple[list[list[int]], Any]:
     from genrec.data import load_sequences
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_info
-    from genrec.model.prompt import build_prompt_ids
-    from genrec.model.sources import lookup_sids, read_sid_map
+    from genrec.model.sources import HistoryPrompts, read_sid_map
 
     run_dir = ckpt.parent.parent
     tokenizer, info = AutoTokenizer.from_pretrained(ckpt), load_info(ckpt)
     sid_map = read_sid_map(RunPaths(run_dir).sid_map)
-    sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
+    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
     test = load_sequences(run_dir).query("split == 'test'").head(users)
-    prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(h))) for h in test["history"]]
+    prompts = [prompter.ids(list(h)) for h in test["history"]]
     return prompts, SidTrie.from_sid_map(sid_map, tokenizer)
 
 

@@ -37,8 +37,7 @@ def decode_validation(run_dir: Path, users: int, m: int, num_beams: int, k: int,
     from genrec.decode.interest_sources import interest_selector
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_checkpoint
-    from genrec.model.prompt import build_prompt_ids
-    from genrec.model.sources import lookup_sids, read_sid_map
+    from genrec.model.sources import HistoryPrompts, read_sid_map
     from genrec.progress import progress_bar
 
     paths = RunPaths(run_dir)
@@ -46,14 +45,11 @@ def decode_validation(run_dir: Path, users: int, m: int, num_beams: int, k: int,
     if info.interests:
         raise ValueError(f"{paths.sft_ckpt} reads interests in its prompt; this tuner builds history-only prompts")
     sid_map = read_sid_map(paths.sid_map)
-    sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
-    items = load_items(run_dir)
-    titles = dict(zip(items["item_id"], items["title"].fillna(""), strict=True))
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(load_items(run_dir)["item_id"]))], tokenizer)
     rows = load_sequences(run_dir).query("split == 'valid'").head(users)
     histories = [[str(i) for i in h] for h in rows["history"]]
-    prompts = [build_prompt_ids(tokenizer, info, lookup_sids(sid_of, h), titles=[titles.get(i, "") for i in h])
-               for h in histories]
+    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
+    prompts = [prompter.ids(h) for h in histories]
     catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
     select_for, _ = interest_selector("codes", m, num_beams, run_dir, catalogue, tokenizer, list(rows["user_id"]))
     batches = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from genrec.artifacts import Manifest, RunPaths, stage_run
@@ -43,8 +43,7 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
     from genrec.decode.trie import SidTrie
     from genrec.eval.recs import write_recs
     from genrec.model.checkpoint import load_checkpoint
-    from genrec.model.prompt import build_prompt_ids
-    from genrec.model.sources import lookup_sids, read_sid_map, user_interests
+    from genrec.model.sources import HistoryPrompts, read_sid_map
     from genrec.progress import progress_bar
 
     paths = RunPaths(Path(run_dir))
@@ -58,27 +57,18 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
     else:
         model, tokenizer, info = load_checkpoint(ckpt)
     sid_map = read_sid_map(paths.sid_map)
-    sid_of = dict(zip(sid_map["item_id"], sid_map["sid"], strict=True))
-    items = load_items(run_dir)
-    titles = dict(zip(items["item_id"], items["title"].fillna(""), strict=True))
-    interests: dict[str, list[str]] = {}
-    if info.interests:
-        interests = user_interests(paths.interests_labelled, limit=5)
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
+    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(load_items(run_dir)["item_id"]))], tokenizer)
     test = load_sequences(run_dir).query("split == 'test'")
     if config.max_users is not None:
         test = test.head(config.max_users)
     users = list(test["user_id"])
 
-    def prompt_for(history: Sequence[str], user_interests: Sequence[str] | None) -> list[int]:
-        return build_prompt_ids(tokenizer, info, lookup_sids(sid_of, list(history)), interests=user_interests,
-                                titles=[titles.get(i, "") for i in history])
-
     histories = {u: [str(i) for i in h] for u, h in zip(users, test["history"], strict=True)}
-    prompts = [prompt_for(histories[u], interests.get(u)) for u in users]
+    prompts = [prompter.for_user(u, histories[u]) for u in users]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
     search, source_counts = _searcher(config, run_dir, model, ckpt, trie, tokenizer, sid_map, histories, info,
-                                      prompt_for)
+                                      prompter.ids)
     ranked: dict[str, list[tuple[str, float]]] = {}
     explained: dict[str, list[str]] = {}
     start = time.perf_counter()

@@ -114,23 +114,32 @@ def merge_logprobs(queries: Sequence[Query], logprobs: Sequence[dict[int, float]
     return root
 
 
-def group_beams(groups: Sequence[Group]) -> list[list[Beam]]:
-    """Each interest group starts as one beam: its forced prefix with the prefix's log-prob."""
-    return [[Beam(g.prefix, g.prefix_score)] for g in groups]
+class GroupDecode:
+    """The beam loop of a set of beam groups (interest groups, `coverage`'s whole-catalogue group), one SID level
+    per step. Each group starts as one beam, its forced prefix (one first-level code, or none) with the prefix's
+    log-prob, and decodes only the levels it lacks; every step's queries hold the beams of every group that still
+    lacks a level, so groups of different prefix lengths share engine calls (3 levels: 3 calls, not 3 + 2)."""
 
+    def __init__(self, groups: Sequence[Group], prompts: Sequence[Sequence[int]], trie: Trie) -> None:
+        self.trie, self.widths = trie, [g.beams for g in groups]
+        self.prompts = [g.prompt_of(prompts) for g in groups]
+        self.beams: list[list[Beam]] = [[Beam(g.prefix, g.prefix_score)] for g in groups]
+        self._live: list[int] = []
 
-def by_prefix_length(groups: Sequence[Group]) -> dict[int, list[int]]:
-    """Group indices by forced-prefix length: groups of one length decode the same number of levels together
-    (a code's group forces one level; a whole-catalogue group, e.g. `coverage`'s plain one, none)."""
-    lengths: dict[int, list[int]] = {}
-    for index, group in enumerate(groups):
-        lengths.setdefault(len(group.prefix), []).append(index)
-    return lengths
+    def next_queries(self) -> list[Query]:
+        """The engine requests of the next step (empty when every group's beams are complete SIDs)."""
+        self._live = [g for g, live in enumerate(self.beams) if len(live[0].tokens) < self.trie.depth]
+        return plan_step([self.prompts[g] for g in self._live], [self.beams[g] for g in self._live], self.trie)
 
+    def advance(self, queries: Sequence[Query], logprobs: Sequence[dict[int, float]]) -> None:
+        """Extend the live groups' beams with the scored queries of `next_queries`."""
+        advanced = advance([self.beams[g] for g in self._live], queries, logprobs, [self.widths[g] for g in self._live])
+        for g, live in zip(self._live, advanced, strict=True):
+            self.beams[g] = live
 
-def group_items(beams: Sequence[Sequence[Beam]], trie: Trie) -> list[list[tuple[str, float]]]:
-    """Every complete beam of every group as (item, score), best first."""
-    return [finish(live, trie, len(live)) for live in beams]
+    def items(self) -> list[list[tuple[str, float]]]:
+        """Every complete beam of every group as (item, score), best first."""
+        return [finish(live, self.trie, len(live)) for live in self.beams]
 
 
 def finish(beams: Sequence[Beam], trie: Trie, k: int) -> list[tuple[str, float]]:
@@ -218,19 +227,11 @@ class VllmBeamSearch:
 
     def search_groups(self, prompts: Sequence[Sequence[int]], groups: Sequence[Group]) -> list[list[tuple[str, float]]]:
         """Per beam group (prefix = one first-level code, or none), its complete items, best first, decoded from the
-        group's prompt (its own, else its request's): one engine call per remaining SID level holding every beam
-        of every group of a prefix length."""
-        results: list[list[tuple[str, float]]] = [[] for _ in groups]
-        for prefix_len, members in by_prefix_length(groups).items():
-            chosen = [groups[g] for g in members]
-            group_prompts = [g.prompt_of(prompts) for g in chosen]
-            beams = group_beams(chosen)
-            for _ in range(self.trie.depth - prefix_len):
-                queries = plan_step(group_prompts, beams, self.trie)
-                beams = advance(beams, queries, self._score(queries), [g.beams for g in chosen])
-            for g, ranked in zip(members, group_items(beams, self.trie), strict=True):
-                results[g] = ranked
-        return results
+        group's prompt (its own, else its request's): one engine call per SID level holding every live beam."""
+        decode = GroupDecode(groups, prompts, self.trie)
+        while queries := decode.next_queries():
+            decode.advance(queries, self._score(queries))
+        return decode.items()
 
     def search_interest(self, prompts: Sequence[Sequence[int]], num_beams: int, k: int, select: Select,
                         batch_size: int = 256, rule: MergeRule = MergeRule()) -> list[list[Recommendation]]:
@@ -281,28 +282,15 @@ class AsyncVllmBeamSearch:
 
     async def search_interest(self, prompt: Sequence[int], num_beams: int, k: int, select: Select,
                               rule: MergeRule = MergeRule()) -> list[Recommendation]:
-        """Interest-conditioned decoding of one prompt; each level's beams of all groups of a prefix length go
-        out together (the lengths concurrently)."""
+        """Interest-conditioned decoding of one prompt: each level's beams of all its groups go out together."""
         _check_beams(num_beams, k)
         queries = plan_step([prompt], [[Beam((), 0.0)]], self.trie)
         root = merge_logprobs(queries, await self._score(queries), 1)
         groups = rule.plan(select(root), root, num_beams, k)
-        lengths = by_prefix_length(groups)
-        found = await asyncio.gather(*(self._decode_groups(prompt, [groups[g] for g in members], prefix_len)
-                                       for prefix_len, members in lengths.items()))
-        results: list[list[tuple[str, float]]] = [[] for _ in groups]
-        for members, ranked in zip(lengths.values(), found, strict=True):
-            for g, items in zip(members, ranked, strict=True):
-                results[g] = items
-        return rule.apply(groups, results, 1, k, self.trie.first_token)[0]
-
-    async def _decode_groups(self, prompt: Sequence[int], groups: Sequence[Group],
-                             prefix_len: int) -> list[list[tuple[str, float]]]:
-        beams = group_beams(groups)
-        for _ in range(self.trie.depth - prefix_len):
-            queries = plan_step([g.prompt_of([prompt]) for g in groups], beams, self.trie)
-            beams = advance(beams, queries, await self._score(queries), [g.beams for g in groups])
-        return group_items(beams, self.trie)
+        decode = GroupDecode(groups, [prompt], self.trie)
+        while queries := decode.next_queries():
+            decode.advance(queries, await self._score(queries))
+        return rule.apply(groups, decode.items(), 1, k, self.trie.first_token)[0]
 
     async def _score(self, queries: Sequence[Query]) -> list[dict[int, float]]:
         """Score these queries in the worker's next engine call, together with every other waiting query."""

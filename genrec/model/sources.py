@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from genrec.model.sid_tokens import parse_sid
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from genrec.model.config import ModelInfo
+
+PROMPT_INTERESTS = 5  # curated interests per user in a prompt (best scored first) unless a config says otherwise
 
 
 def read_sid_map(path: Path) -> pd.DataFrame:
@@ -52,3 +60,42 @@ def scored_user_interests(path: Path, limit: int) -> dict[str, list[tuple[str, f
 def user_interests(path: Path, limit: int) -> dict[str, list[str]]:
     """user -> up to `limit` curated interests (label 1, highest score first) from `interests_labelled.parquet`."""
     return {u: [text for text, _ in pairs] for u, pairs in scored_user_interests(path, limit).items()}
+
+
+class HistoryPrompts:
+    """Item-id histories -> prompt token ids in one checkpoint's format: the one place where history items
+    become SIDs and titles (and a user's curated interests join the prompt), for training, GRPO, `recommend`,
+    serving and the benchmark scripts alike."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, sid_of: dict[str, str],
+                 titles: dict[str, str], interests: dict[str, list[str]] | None = None) -> None:
+        self.tokenizer, self.info, self.sid_of, self.titles = tokenizer, info, sid_of, titles
+        self.interests = interests or {}
+
+    @classmethod
+    def from_run(cls, run_dir: Path, tokenizer: PreTrainedTokenizerBase, info: ModelInfo,
+                 sid_map: pd.DataFrame | None = None, max_interests: int = PROMPT_INTERESTS) -> HistoryPrompts:
+        """Read the run's sid map (unless given), item titles and, when the checkpoint's prompts carry them,
+        the users' curated interests."""
+        from genrec.artifacts import RunPaths
+        from genrec.data import load_items
+
+        paths = RunPaths(Path(run_dir))
+        sid_map = read_sid_map(paths.sid_map) if sid_map is None else sid_map
+        items = load_items(run_dir)
+        titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
+        interests = user_interests(paths.interests_labelled, max_interests) if info.interests else {}
+        return cls(tokenizer, info, dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)), titles, interests)
+
+    def ids(self, history: Sequence[str], interests: Sequence[str] | None = None) -> list[int]:
+        """Prompt ids for "which item comes next" after `history` (item ids, oldest first); an item without a
+        SID is an error naming it."""
+        from genrec.model.prompt import build_prompt_ids
+
+        items = [str(i) for i in history]
+        return build_prompt_ids(self.tokenizer, self.info, lookup_sids(self.sid_of, items), interests=interests,
+                                titles=[self.titles.get(i, "") for i in items])
+
+    def for_user(self, user: str, history: Sequence[str]) -> list[int]:
+        """`ids` with this user's own curated interests (used only when the checkpoint reads interests)."""
+        return self.ids(history, self.interests.get(str(user)))

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field
 
 from genrec.artifacts import RunPaths
+from genrec.model.sources import HistoryPrompts
 from genrec.serve.catalog import Catalog, Interest
 from genrec.serve.config import ServeConfig
 from genrec.serve.engines import Engine, build_engine
@@ -95,19 +96,11 @@ class ServeState:
 
     config: ServeConfig
     catalog: Catalog
-    tokenizer: Any
-    info: Any
+    prompts: HistoryPrompts  # history item ids -> prompt ids in the checkpoint's format
     engine: Engine
     metrics: Metrics
     api_key: str | None
     select_for: Any = None  # decoding=interest: (users, histories, k) -> select (genrec.decode.interest_sources)
-
-    def prompt(self, history: list[str], interests: list[str] | None) -> list[int]:
-        from genrec.model import build_prompt_ids
-
-        sids = [self.catalog.sids[i] for i in history]
-        titles = [self.catalog.titles.get(i, "") for i in history]
-        return build_prompt_ids(self.tokenizer, self.info, sids, interests=interests, titles=titles)
 
 
 def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
@@ -130,11 +123,12 @@ def load_state(config: ServeConfig, run_dir: Path) -> ServeState:
         torch.set_num_threads(config.threads)
     engine = build_engine(config.engine, checkpoint, trie, hf_batch_size=config.hf_batch_size,
                           enforce_eager=config.enforce_eager, max_model_len=config.max_model_len)
-    state = ServeState(config=config, catalog=catalog, tokenizer=tokenizer, info=info, engine=engine,
+    prompts = HistoryPrompts(tokenizer, info, catalog.sids, catalog.titles)
+    state = ServeState(config=config, catalog=catalog, prompts=prompts, engine=engine,
                        metrics=Metrics(engine.name), api_key=os.environ.get(config.api_key_env) or None)
     state.select_for, _ = interest_selector(config.interest_source, config.num_interests, config.num_beams, run_dir,
                                             sid_map, tokenizer, list(catalog.histories), config.threads or 1,
-                                            config.interest_model, info, state.prompt)
+                                            config.interest_model, info, prompts.ids)
     return state
 
 
@@ -194,7 +188,7 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
                 raise HTTPException(422, f"k must be between 1 and {serve.config.num_beams} (the beam width), got {req.k}")
             history = history_of(req, serve)
             decoding, m = req.decoding or serve.config.decoding, serve.config.num_interests
-            prompt = serve.prompt(history, req.interests)
+            prompt = serve.prompts.ids(history, req.interests)
             why: list[str | None] = [None] * req.k
             groups: dict[tuple[int | None, str], GroupOut] = {}
             if decoding == "interest":
@@ -205,7 +199,7 @@ def create_app(config: ServeConfig, run_dir: Path) -> FastAPI:
                                                           serve.config.merge_rule())
                 ranked, why = [(r.item, r.score) for r in recs], [r.interest for r in recs]
                 for r in recs:
-                    code = None if r.code is None else serve.tokenizer.convert_ids_to_tokens(r.code)
+                    code = None if r.code is None else serve.prompts.tokenizer.convert_ids_to_tokens(r.code)
                     groups.setdefault((r.code, r.interest), GroupOut(interest=r.interest, code=code, items=[])
                                       ).items.append(r.item)
             else:

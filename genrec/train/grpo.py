@@ -47,11 +47,8 @@ if TYPE_CHECKING:
 
     from genrec.decode.trie import SidTrie
     from genrec.model.config import ModelInfo
+    from genrec.model.sources import HistoryPrompts
     from genrec.train.rewards import PolicyScores, RewardFunc
-
-
-PROMPT_INTERESTS = 5
-"""Curated interests per user in `llm` prompts that use them (what the `recommend` stage puts there)."""
 
 
 class RewardWeights(StrictModel):
@@ -204,29 +201,13 @@ def interest_tables(labelled: pd.DataFrame) -> tuple[dict[str, list[str]], dict[
     return tables["user"], tables["item"]
 
 
-class PromptBuilder:
-    """History rows -> prompt token ids (the SFT prompt format of the checkpoint) and their text for trl."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, sid_of: dict[str, str],
-                 titles: dict[str, str], prompt_interests: dict[str, list[str]]) -> None:
-        self.tokenizer, self.info, self.sid_of = tokenizer, info, sid_of
-        self.titles, self.prompt_interests = titles, prompt_interests
-
-    def ids(self, user: str, history: list[str]) -> list[int]:
-        from genrec.model.prompt import build_prompt_ids
-        from genrec.model.sources import lookup_sids
-
-        return build_prompt_ids(self.tokenizer, self.info, lookup_sids(self.sid_of, history),
-                                interests=self.prompt_interests.get(user),
-                                titles=[self.titles.get(i, "") for i in history])
-
-    def text(self, user: str, history: list[str]) -> str:
-        """The prompt as text; trl re-tokenises it, so the round trip must give the same ids."""
-        ids = self.ids(user, history)
-        text = self.tokenizer.decode(ids)
-        if self.tokenizer(text)["input_ids"] != ids:
-            raise ValueError(f"user {user!r}: the prompt does not survive decode/encode with this tokenizer")
-        return text
+def prompt_text(prompts: HistoryPrompts, user: str, history: list[str]) -> str:
+    """A user's prompt as text (trl's GRPO takes text and re-tokenises it, so the round trip must give the same ids)."""
+    ids = prompts.for_user(user, history)
+    text = prompts.tokenizer.decode(ids)
+    if prompts.tokenizer(text)["input_ids"] != ids:
+        raise ValueError(f"user {user!r}: the prompt does not survive decode/encode with this tokenizer")
+    return text
 
 
 def sample_rows(sequences: pd.DataFrame, split: str, limit: int | None, seed: int) -> pd.DataFrame:
@@ -382,11 +363,10 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
-    from genrec.data import load_items, load_sequences
+    from genrec.data import load_sequences
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_checkpoint
-    from genrec.model.sources import read_sid_map
-    from genrec.model.sources import user_interests as user_interests_for_prompts
+    from genrec.model.sources import HistoryPrompts, read_sid_map
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(config.threads)
@@ -396,25 +376,24 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
     sid_map = read_sid_map(paths.sid_map)
     trie = SidTrie.from_sid_map(sid_map, tokenizer)
-    items = load_items(run_dir)
-    titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
+    prompts = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
+    titles = prompts.titles
     user_interests: dict[str, list[str]] = {}
     item_interests: dict[str, list[str]] = {}
     if paths.interests_labelled.is_file():
         user_interests, item_interests = interest_tables(pd.read_parquet(paths.interests_labelled))
 
     sequences = load_sequences(run_dir)
-    prompt_interests = user_interests_for_prompts(paths.interests_labelled, PROMPT_INTERESTS) if info.interests else {}
-    builder = PromptBuilder(tokenizer, info, dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)),
-                            titles, prompt_interests)
     train_rows = sample_rows(sequences, "train", config.max_prompts, config.seed)
     dataset = Dataset.from_dict({
-        "prompt": [builder.text(u, list(h)) for u, h in zip(train_rows["user_id"], train_rows["history"], strict=True)],
+        "prompt": [prompt_text(prompts, u, list(h))
+                   for u, h in zip(train_rows["user_id"], train_rows["history"], strict=True)],
         "target": train_rows["target"].astype(str).tolist(),
         "user_id": train_rows["user_id"].astype(str).tolist(),
     })
     valid_rows = sample_rows(sequences, "valid", config.valid_users, config.seed)
-    valid_prompts = [builder.ids(u, list(h)) for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
+    valid_prompts = [prompts.for_user(u, list(h))
+                     for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
     valid_targets = valid_rows["target"].astype(str).tolist()
 
     rollout = ConstrainedRollout(model, trie)

@@ -18,8 +18,8 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from genrec.model.config import ModelInfo
-from genrec.model.sources import lookup_sids
-from genrec.model.prompt import build_prompt_ids, interests_prompt_ids, sid_to_title_prompt_ids, title_to_sid_prompt_ids
+from genrec.model.prompt import interests_prompt_ids, sid_to_title_prompt_ids, title_to_sid_prompt_ids
+from genrec.model.sources import HistoryPrompts, lookup_sids
 from genrec.model.tokenizer import sid_token_ids
 
 Example = tuple[list[int], list[int]]  # (prompt ids, completion ids)
@@ -41,16 +41,13 @@ class ExampleBuilder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, sources: SftSources):
         self.tokenizer, self.info, self.src = tokenizer, info, sources
         self.eos = tokenizer.eos_token_id
+        self.prompts = HistoryPrompts(tokenizer, info, sources.sid_of, sources.titles, sources.interests)
 
     def sid_completion(self, item: str) -> list[int]:
         return sid_token_ids(self.tokenizer, lookup_sids(self.src.sid_of, [item])[0]) + [self.eos]
 
     def history(self, row: pd.Series) -> Example:
-        items = list(row["history"])
-        prompt = build_prompt_ids(self.tokenizer, self.info, lookup_sids(self.src.sid_of, items),
-                                  interests=self.src.interests.get(row["user_id"]),
-                                  titles=[self.src.titles.get(i, "") for i in items])
-        return prompt, self.sid_completion(row["target"])
+        return self.prompts.for_user(row["user_id"], list(row["history"])), self.sid_completion(row["target"])
 
     def title_to_sid(self, item: str) -> Example:
         return title_to_sid_prompt_ids(self.tokenizer, self.src.titles[item]), self.sid_completion(item)
