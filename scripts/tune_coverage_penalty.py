@@ -45,10 +45,11 @@ def decode_validation(run_dir: Path, users: int, m: int, num_beams: int, k: int,
     if info.interests:
         raise ValueError(f"{paths.sft_ckpt} reads interests in its prompt; this tuner builds history-only prompts")
     sid_map = read_sid_map(paths.sid_map)
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(load_items(run_dir)["item_id"]))], tokenizer)
+    items = load_items(run_dir)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
     rows = load_sequences(run_dir).query("split == 'valid'").head(users)
     histories = [[str(i) for i in h] for h in rows["history"]]
-    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
+    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map, items)
     prompts = [prompter.ids(h) for h in histories]
     catalogue = sid_map[sid_map["item_id"].isin(set(trie.item_ids))]
     select_for, _ = interest_selector("codes", m, num_beams, run_dir, catalogue, tokenizer, list(rows["user_id"]))

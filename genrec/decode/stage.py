@@ -57,8 +57,9 @@ def _recommend(config: RecommendConfig, target: RecommendTarget, run_dir: Path) 
     else:
         model, tokenizer, info = load_checkpoint(ckpt)
     sid_map = read_sid_map(paths.sid_map)
-    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(load_items(run_dir)["item_id"]))], tokenizer)
+    items = load_items(run_dir)
+    prompter = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map, items)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
     test = load_sequences(run_dir).query("split == 'test'")
     if config.max_users is not None:
         test = test.head(config.max_users)

@@ -124,18 +124,22 @@ class GroupDecode:
         self.trie, self.widths = trie, [g.beams for g in groups]
         self.prompts = [g.prompt_of(prompts) for g in groups]
         self.beams: list[list[Beam]] = [[Beam(g.prefix, g.prefix_score)] for g in groups]
-        self._live: list[int] = []
+
+    def _live(self) -> list[int]:
+        """The groups whose beams still lack a level (a group's beams all have the same length)."""
+        return [g for g, beams in enumerate(self.beams) if len(beams[0].tokens) < self.trie.depth]
 
     def next_queries(self) -> list[Query]:
         """The engine requests of the next step (empty when every group's beams are complete SIDs)."""
-        self._live = [g for g, live in enumerate(self.beams) if len(live[0].tokens) < self.trie.depth]
-        return plan_step([self.prompts[g] for g in self._live], [self.beams[g] for g in self._live], self.trie)
+        live = self._live()
+        return plan_step([self.prompts[g] for g in live], [self.beams[g] for g in live], self.trie)
 
     def advance(self, queries: Sequence[Query], logprobs: Sequence[dict[int, float]]) -> None:
         """Extend the live groups' beams with the scored queries of `next_queries`."""
-        advanced = advance([self.beams[g] for g in self._live], queries, logprobs, [self.widths[g] for g in self._live])
-        for g, live in zip(self._live, advanced, strict=True):
-            self.beams[g] = live
+        live = self._live()
+        advanced = advance([self.beams[g] for g in live], queries, logprobs, [self.widths[g] for g in live])
+        for g, beams in zip(live, advanced, strict=True):
+            self.beams[g] = beams
 
     def items(self) -> list[list[tuple[str, float]]]:
         """Every complete beam of every group as (item, score), best first."""
