@@ -72,10 +72,11 @@ def llm_model(config: ModelConfig, sid_vocab: Sequence[str]) -> tuple[PreTrained
 
 
 def build_model(config: ModelConfig, sid_vocab: Sequence[str], sid_levels: int,
-                max_history: int = 20) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelInfo]:
+                max_history: int = 20, max_interests: int = 5
+                ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelInfo]:
     """A fresh model, its tokenizer and the `ModelInfo` describing its prompts."""
     info = ModelInfo(kind=config.kind, sid_levels=sid_levels, titles=config.titles, interests=config.interests,
-                     max_history=max_history, base_model=config.base_model)
+                     max_history=max_history, max_interests=max_interests, base_model=config.base_model)
     if config.kind == "scratch":
         tokenizer = scratch_tokenizer(sid_vocab)
         needed = max_history * sid_levels + sid_levels + 2  # <bos> history <ans> SID

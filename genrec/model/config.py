@@ -64,4 +64,6 @@ class ModelInfo(StrictModel):
     titles: bool = False
     interests: bool = False
     max_history: int = 20
+    max_interests: int = Field(5, ge=1, description="curated interests per user in the prompt, best scored first "
+                               "(when `interests`): training's `sft.max_interests`, so inference puts in as many")
     base_model: str | None = None

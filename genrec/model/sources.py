@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
     from genrec.model.config import ModelInfo
 
-PROMPT_INTERESTS = 5  # curated interests per user in a prompt (best scored first) unless a config says otherwise
-
 
 def read_sid_map(path: Path) -> pd.DataFrame:
     """`sid_map.parquet` with string item ids, checked: required columns, one SID length, unique SIDs."""
@@ -74,17 +72,17 @@ class HistoryPrompts:
 
     @classmethod
     def from_run(cls, run_dir: Path, tokenizer: PreTrainedTokenizerBase, info: ModelInfo,
-                 sid_map: pd.DataFrame | None = None, max_interests: int = PROMPT_INTERESTS) -> HistoryPrompts:
-        """Read the run's sid map (unless given), item titles and, when the checkpoint's prompts carry them,
-        the users' curated interests."""
+                 sid_map: pd.DataFrame | None = None, items: pd.DataFrame | None = None) -> HistoryPrompts:
+        """Read the run's sid map and item table (unless the caller already holds them), and, when the
+        checkpoint's prompts carry them, the users' curated interests (as many as it was trained with)."""
         from genrec.artifacts import RunPaths
         from genrec.data import load_items
 
         paths = RunPaths(Path(run_dir))
         sid_map = read_sid_map(paths.sid_map) if sid_map is None else sid_map
-        items = load_items(run_dir)
+        items = load_items(run_dir) if items is None else items
         titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
-        interests = user_interests(paths.interests_labelled, max_interests) if info.interests else {}
+        interests = user_interests(paths.interests_labelled, info.max_interests) if info.interests else {}
         return cls(tokenizer, info, dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)), titles, interests)
 
     def ids(self, history: Sequence[str], interests: Sequence[str] | None = None) -> list[int]:

@@ -106,7 +106,8 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
                              user_interests(paths.interests_labelled, config.max_interests) if config.uses_interests else {})
 
         levels = len(parse_sid(sid_map["sid"].iloc[0]))
-        model, tokenizer, info = build_model(config.model, sid_vocabulary(sid_map["sid"]), levels)
+        model, tokenizer, info = build_model(config.model, sid_vocabulary(sid_map["sid"]), levels,
+                                            max_interests=config.max_interests)
         builder = ExampleBuilder(tokenizer, info, sources)
         train, per_task = train_examples(builder, config.tasks.model_dump(), config.seed, config.max_train_examples)
         valid_rows = valid_sample(sequences, config.valid_users, config.seed)

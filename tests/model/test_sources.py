@@ -38,6 +38,10 @@ def test_llm_prompts_carry_sids_titles_and_the_users_curated_interests(tmp_path:
     assert prompts.for_user("u2", ["2", "0"]) == prompts.ids(["2", "0"])  # no curated interests: none in the prompt
     assert prompts.ids([1]) == build_prompt_ids(tokenizer, info, [sids["1"]], titles=[""])  # int ids, missing title
 
+    _, tokenizer, info = build_model(config, sid_vocabulary(sid_map["sid"]), sid_levels=3, max_interests=1)
+    fewer = HistoryPrompts.from_run(paths.root, tokenizer, info)  # as many interests as the checkpoint was trained with
+    assert fewer.interests == {"u1": ["camping"]}
+
 
 def test_interests_are_read_only_for_checkpoints_that_use_them(tmp_path: Path) -> None:
     paths, sid_map = _tiny_run(tmp_path / "run")
