@@ -45,7 +45,8 @@ class Catalog:
         items = load_items(run_dir)
         sid_map = pd.read_parquet(paths.sid_map, columns=["item_id", "sid"])
         sids = {str(i): str(s) for i, s in zip(sid_map["item_id"], sid_map["sid"], strict=True)}
-        titles = {str(i): str(t) for i, t in zip(items["item_id"], items["title"], strict=True) if str(i) in sids}
+        titles = {str(i): str(t) for i, t in zip(items["item_id"], items["title"].fillna(""), strict=True)
+                  if str(i) in sids}  # a missing title is "" in responses and prompts, as in training
         test = load_sequences(run_dir).query("split == 'test'")
         # everything known about the user: the test row's history plus its last item
         histories = {str(u): [*map(str, h), str(t)] for u, h, t in
