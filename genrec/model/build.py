@@ -72,14 +72,20 @@ def llm_model(config: ModelConfig, sid_vocab: Sequence[str]) -> tuple[PreTrained
 
 
 def build_model(config: ModelConfig, sid_vocab: Sequence[str], sid_levels: int,
-                max_history: int = 20, max_interests: int = 5
+                max_history: int = 20, max_interests: int = 5, item_ids: Sequence[str] = ()
                 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelInfo]:
-    """A fresh model, its tokenizer and the `ModelInfo` describing its prompts."""
+    """A fresh model, its tokenizer and the `ModelInfo` describing its prompts. `item_ids` (the catalogue)
+    get input tokens when `config.scratch.item_tokens` is set."""
+    item_tokens = config.kind == "scratch" and config.scratch.item_tokens
     info = ModelInfo(kind=config.kind, sid_levels=sid_levels, titles=config.titles, interests=config.interests,
-                     max_history=max_history, max_interests=max_interests, base_model=config.base_model)
+                     item_tokens=item_tokens, max_history=max_history, max_interests=max_interests,
+                     base_model=config.base_model)
     if config.kind == "scratch":
-        tokenizer = scratch_tokenizer(sid_vocab)
-        needed = max_history * sid_levels + sid_levels + 2  # <bos> history <ans> SID
+        if item_tokens and not item_ids:
+            raise ValueError("model.scratch.item_tokens needs the catalogue's item ids")
+        tokenizer = scratch_tokenizer(sid_vocab, item_ids if item_tokens else ())
+        per_item = sid_levels + int(item_tokens)
+        needed = max_history * per_item + sid_levels + 2  # <bos> history <ans> SID
         if needed > config.scratch.max_positions:
             raise ValueError(f"model.scratch.max_positions={config.scratch.max_positions} < {needed} tokens a prompt + SID needs")
         return scratch_model(config, tokenizer), tokenizer, info

@@ -20,6 +20,8 @@ class ScratchConfig(StrictModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="training only: on attention probabilities, token "
                            "embeddings and every attention / MLP output (residual dropout)")
     max_positions: int = Field(512, ge=32, description="context length (RoPE: costs no parameters)")
+    item_tokens: bool = Field(False, description="history items also carry their own token `<item:ID>` after their "
+                              "SID (an item-level input embedding, as SASRec has); the answer stays the SID")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ScratchConfig:
@@ -63,6 +65,7 @@ class ModelInfo(StrictModel):
     prompt_format: str = "genrec-sid-v1"
     titles: bool = False
     interests: bool = False
+    item_tokens: bool = Field(False, description="scratch: each history SID is followed by the item's own token")
     max_history: int = 20
     max_interests: int = Field(5, ge=1, description="curated interests per user in the prompt, best scored first "
                                "(when `interests`): training's `sft.max_interests`, so inference puts in as many")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from transformers import PreTrainedTokenizerBase
 
 from genrec.model.config import ModelInfo
-from genrec.model.tokenizer import ans_token_id, sid_token_ids
+from genrec.model.tokenizer import ans_token_id, item_token_id, sid_token_ids
 
 
 def _text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
@@ -20,19 +20,28 @@ def _text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
 
 
 def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, info: ModelInfo, history_sids: Sequence[str],
-                     interests: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[int]:
+                     interests: Sequence[str] | None = None, titles: Sequence[str] | None = None,
+                     item_ids: Sequence[str] | None = None) -> list[int]:
     """Prompt for "which item comes next": the most recent `info.max_history` items, oldest first.
 
-    `titles` (aligned with `history_sids`) and `interests` are used when the checkpoint was trained with
-    them (`info.titles`, `info.interests`) and ignored otherwise, so callers may always pass what they have.
+    `titles`, `item_ids` (aligned with `history_sids`) and `interests` are used when the checkpoint was trained
+    with them (`info.titles`, `info.item_tokens`, `info.interests`) and ignored otherwise, so callers may always
+    pass what they have; a checkpoint with item tokens needs `item_ids`.
     """
-    if titles is not None and len(titles) != len(history_sids):
-        raise ValueError(f"{len(titles)} titles for {len(history_sids)} history items")
-    history = list(history_sids)[-info.max_history:] if info.max_history else []
+    for name, aligned in (("titles", titles), ("item ids", item_ids)):
+        if aligned is not None and len(aligned) != len(history_sids):
+            raise ValueError(f"{len(aligned)} {name} for {len(history_sids)} history items")
+    keep = min(info.max_history, len(history_sids))
+    history = list(history_sids)[len(history_sids) - keep:]
     if info.kind == "scratch":
+        if info.item_tokens and item_ids is None:
+            raise ValueError("this checkpoint reads item tokens: pass the history's item ids")
+        items = list(item_ids)[len(history_sids) - keep:] if info.item_tokens else [None] * keep
         ids = [tokenizer.bos_token_id]
-        for sid in history:
+        for sid, item in zip(history, items, strict=True):
             ids += sid_token_ids(tokenizer, sid)
+            if item is not None:
+                ids.append(item_token_id(tokenizer, item))
         return ids + [ans_token_id(tokenizer)]
     names = list(titles)[-len(history):] if (info.titles and titles is not None and history) else None
     lines = [f"{sid} {names[i]}" if names else sid for i, sid in enumerate(history)]

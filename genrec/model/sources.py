@@ -92,7 +92,7 @@ class HistoryPrompts:
 
         items = [str(i) for i in history]
         return build_prompt_ids(self.tokenizer, self.info, lookup_sids(self.sid_of, items), interests=interests,
-                                titles=[self.titles.get(i, "") for i in items])
+                                titles=[self.titles.get(i, "") for i in items], item_ids=items)
 
     def for_user(self, user: str, history: Sequence[str]) -> list[int]:
         """`ids` with this user's own curated interests (used only when the checkpoint reads interests)."""

@@ -7,6 +7,7 @@ Both give one id per SID token, so a SID is always exactly `sid_levels` ids.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -18,9 +19,18 @@ ANS = "<ans>"
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 
 
-def scratch_tokenizer(sid_vocab: Sequence[str]) -> PreTrainedTokenizerFast:
-    """Word-level tokenizer over specials + SID tokens; text is split into `<...>` pieces."""
-    vocab = {token: i for i, token in enumerate([PAD, BOS, EOS, UNK, ANS, *sid_vocab])}
+def item_token(item_id: str) -> str:
+    """The input token of one item (scratch models with `item_tokens`)."""
+    return f"<item:{item_id}>"
+
+
+def scratch_tokenizer(sid_vocab: Sequence[str], item_ids: Sequence[str] = ()) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over specials + SID tokens (+ one token per item id when given); text is split
+    into `<...>` pieces."""
+    bad = next((i for i in item_ids if not i or re.search(r"[\s<>]", i)), None)
+    if bad is not None:
+        raise ValueError(f"item id {bad!r} cannot be an item token (empty, or holds whitespace, '<' or '>')")
+    vocab = {token: i for i, token in enumerate([PAD, BOS, EOS, UNK, ANS, *sid_vocab, *map(item_token, item_ids)])}
     core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"<[^<>]*>"), behavior="isolated")])
@@ -49,6 +59,14 @@ def sid_token_ids(tokenizer: PreTrainedTokenizerBase, sid: str) -> list[int]:
     if any(i is None or (unk is not None and i == unk) for i in ids):
         raise SidFormatError(f"SID {sid!r} has tokens unknown to this tokenizer (was it built from another sid map?)")
     return list(ids)
+
+
+def item_token_id(tokenizer: PreTrainedTokenizerBase, item_id: str) -> int:
+    """Id of an item's input token; an item the checkpoint has no token for is an error naming it."""
+    token_id = tokenizer.convert_tokens_to_ids(item_token(item_id))
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise KeyError(f"item {item_id!r} has no item token in this checkpoint (it was not in the catalogue at training)")
+    return token_id
 
 
 def ans_token_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -107,7 +107,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
 
         levels = len(parse_sid(sid_map["sid"].iloc[0]))
         model, tokenizer, info = build_model(config.model, sid_vocabulary(sid_map["sid"]), levels,
-                                            max_interests=config.max_interests)
+                                            max_interests=config.max_interests, item_ids=list(sid_map["item_id"]))
         builder = ExampleBuilder(tokenizer, info, sources)
         train, per_task = train_examples(builder, config.tasks.model_dump(), config.seed, config.max_train_examples)
         valid_rows = valid_sample(sequences, config.valid_users, config.seed)

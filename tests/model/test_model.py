@@ -43,6 +43,30 @@ def test_scratch_tokenizer_round_trip() -> None:
         sid_token_ids(tokenizer, "<a_9><b_0><c_0>")
 
 
+def test_item_tokens_follow_each_history_sid(tmp_path: Path) -> None:
+    items = ["i0", "i1", "i2", "i3"]
+    config = ModelConfig(scratch=TINY.model_copy(update={"item_tokens": True}))
+    model, tokenizer, info = build_model(config, sid_vocabulary(SIDS), sid_levels=3, item_ids=items)
+    assert info.item_tokens and model.config.vocab_size == len(tokenizer) == 5 + 10 + 4
+    prompt = build_prompt_ids(tokenizer, info, SIDS[1:3], item_ids=items[1:3])
+    item = tokenizer.convert_tokens_to_ids
+    assert prompt[1:-1] == sid_token_ids(tokenizer, SIDS[1]) + [item("<item:i1>")] + \
+        sid_token_ids(tokenizer, SIDS[2]) + [item("<item:i2>")]
+    short = build_prompt_ids(tokenizer, info.model_copy(update={"max_history": 1}), SIDS[1:3], item_ids=items[1:3])
+    assert short[1:-1] == sid_token_ids(tokenizer, SIDS[2]) + [item("<item:i2>")]
+    save_checkpoint(model, tokenizer, info, tmp_path / "ckpt")  # the item vocabulary travels with the tokenizer
+    _, tok2, info2 = load_checkpoint(tmp_path / "ckpt")
+    assert build_prompt_ids(tok2, info2, SIDS[1:3], item_ids=items[1:3]) == prompt
+    with pytest.raises(KeyError, match="'i9' has no item token"):
+        build_prompt_ids(tokenizer, info, SIDS[:1], item_ids=["i9"])
+    with pytest.raises(ValueError, match="pass the history's item ids"):
+        build_prompt_ids(tokenizer, info, SIDS[:1])
+    with pytest.raises(ValueError, match="whitespace"):
+        build_model(config, sid_vocabulary(SIDS), sid_levels=3, item_ids=["a b"])
+    with pytest.raises(ValueError, match="needs the catalogue"):
+        build_model(config, sid_vocabulary(SIDS), sid_levels=3)
+
+
 def test_scratch_rejects_text_features() -> None:
     with pytest.raises(ValueError, match="kind=llm"):
         ModelConfig(kind="scratch", titles=True)
