@@ -22,7 +22,6 @@ import itertools
 import json
 import math
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -102,18 +101,17 @@ def sid_maps(results: Path, runs: list[Path]) -> dict[str, Path]:
 
 
 def code_usage(sid_map: Path, codebook_size: int) -> tuple[list[float], list[float]]:
-    """Per level: share of the codebook used, and perplexity of the items' codes as a share of the codebook."""
+    """Per level: share of the codebook used, and perplexity of the items' codes as a share of the codebook
+    (the sid stage's own metrics, over the levels every item has)."""
+    import numpy as np
     import pandas as pd
 
+    from genrec.sid.metrics import perplexity, utilisation
+
     codes = [list(c) for c in pd.read_parquet(sid_map, columns=["codes"])["codes"]]
-    used, perplexity = [], []
-    for level in range(min(len(c) for c in codes)):
-        counts = Counter(c[level] for c in codes)
-        total = sum(counts.values())
-        entropy = -sum(n / total * math.log(n / total) for n in counts.values())
-        used.append(len(counts) / codebook_size)
-        perplexity.append(math.exp(entropy) / codebook_size)
-    return used, perplexity
+    levels = min(len(c) for c in codes)
+    array = np.array([c[:levels] for c in codes])
+    return utilisation(array, codebook_size), [p / codebook_size for p in perplexity(array)]
 
 
 def plot_sasrec(curves: dict[str, Curve], out: Path) -> None:

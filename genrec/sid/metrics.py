@@ -1,4 +1,4 @@
-"""Quality of a set of semantic IDs: codebook utilisation and the co-consumption check."""
+"""Quality of a set of semantic IDs: codebook utilisation, perplexity and the co-consumption check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ import numpy as np
 def utilisation(codes: np.ndarray, size: int) -> list[float]:
     """Per level, the share of the K codes that at least one item uses."""
     return [round(len(np.unique(codes[:, level])) / size, 4) for level in range(codes.shape[1])]
+
+
+def perplexity(codes: np.ndarray) -> list[float]:
+    """Per level, exp(entropy) of the code usage: how many codes are in effective use (K when items spread
+    evenly over all K codes, 1 when every item takes the same code). Utilisation counts a code used by one
+    item like one used by a thousand; perplexity does not."""
+    out = []
+    for level in range(codes.shape[1]):
+        p = np.unique(codes[:, level], return_counts=True)[1] / len(codes)
+        out.append(round(float(np.exp(-(p * np.log(p)).sum())), 2))
+    return out
 
 
 def co_consumption(first_codes: np.ndarray, baskets: list[list[int]]) -> dict[str, float]:

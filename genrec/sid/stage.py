@@ -13,7 +13,7 @@ from genrec.data import load_items, load_sequences, training_items
 from genrec.sid.collisions import collision_rate, resolve
 from genrec.sid.config import SidConfig
 from genrec.sid.io import read_item_embeddings, sid_frame
-from genrec.sid.metrics import co_consumption, utilisation
+from genrec.sid.metrics import co_consumption, perplexity, utilisation
 from genrec.sid.quantized import Quantized
 
 
@@ -70,6 +70,7 @@ def run(config: SidConfig, run_dir: Path) -> Manifest:
             "collision_rate_before": round(collision_rate(result.codes), 6),
             "collision_rate_after": collision_rate(codes),
             "utilization": utilisation(result.codes, config.codebook_size),
+            "perplexity": perplexity(result.codes),
             "recon_loss": result.recon_loss,
             # share of the embeddings' variance the quantised reconstruction misses (comparable across inputs)
             "recon_rel": result.recon_loss / max(float(x.var(axis=0).mean()), 1e-12),

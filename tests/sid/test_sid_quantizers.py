@@ -8,7 +8,7 @@ import torch
 from genrec.sid.collisions import collision_rate, extra_level, reassign, resolve
 from genrec.sid.io import sid_string
 from genrec.sid.kmeans import kmeans_centroids
-from genrec.sid.metrics import co_consumption, utilisation
+from genrec.sid.metrics import co_consumption, perplexity, utilisation
 from genrec.sid.rqkmeans import fit_rqkmeans
 from genrec.sid.rqvae import RQVAE, kmeans_init, reset_dead_codes, train_rqvae
 from genrec.sid.config import RQVAEConfig
@@ -112,6 +112,8 @@ def test_resolve_falls_back_to_extra_level_when_a_prefix_is_full() -> None:
 
 def test_utilisation_and_sid_string() -> None:
     assert utilisation(np.array([[0, 1], [1, 1], [3, 1]]), 4) == [0.75, 0.25]
+    # level 0: four codes used once each -> 4; level 1: one code -> 1; level 2: counts 3:1 -> exp(H) = 1.75
+    assert perplexity(np.array([[0, 1, 0], [1, 1, 0], [3, 1, 0], [4, 1, 1]])) == [4.0, 1.0, 1.75]
     assert sid_string([12, 200, 7]) == "<a_12><b_200><c_7>"
     assert sid_string([1, 2, 3, 0]) == "<a_1><b_2><c_3><d_0>"
 

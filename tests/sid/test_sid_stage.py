@@ -38,6 +38,7 @@ def test_sids_are_unique_and_follow_the_schema(sid_run: Path, quantizer: str) ->
     assert manifest.metrics["collision_rate_after"] == 0
     assert len(manifest.metrics["utilization"]) == 2
     assert all(0 < u <= 1 for u in manifest.metrics["utilization"])
+    assert all(1 <= p <= 8 for p in manifest.metrics["perplexity"])  # at most K = 8 codes in effective use
     assert manifest.metrics["recon_loss"] > 0
     # 8 clusters, 8 first-level codes, users buy within a cluster: the first code carries that signal
     assert manifest.metrics["co_consumption"]["ratio"] > 2
