@@ -31,19 +31,18 @@ def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, info: ModelInfo, histor
     for name, aligned in (("titles", titles), ("item ids", item_ids)):
         if aligned is not None and len(aligned) != len(history_sids):
             raise ValueError(f"{len(aligned)} {name} for {len(history_sids)} history items")
-    keep = min(info.max_history, len(history_sids))
-    history = list(history_sids)[len(history_sids) - keep:]
+    start = len(history_sids) - min(info.max_history, len(history_sids))  # first item kept
+    history = list(history_sids)[start:]
     if info.kind == "scratch":
         if info.item_tokens and item_ids is None:
             raise ValueError("this checkpoint reads item tokens: pass the history's item ids")
-        items = list(item_ids)[len(history_sids) - keep:] if info.item_tokens else [None] * keep
         ids = [tokenizer.bos_token_id]
-        for sid, item in zip(history, items, strict=True):
+        for position, sid in enumerate(history, start):
             ids += sid_token_ids(tokenizer, sid)
-            if item is not None:
-                ids.append(item_token_id(tokenizer, item))
+            if info.item_tokens:
+                ids.append(item_token_id(tokenizer, item_ids[position]))
         return ids + [ans_token_id(tokenizer)]
-    names = list(titles)[-len(history):] if (info.titles and titles is not None and history) else None
+    names = list(titles)[start:] if (info.titles and titles is not None) else None
     lines = [f"{sid} {names[i]}" if names else sid for i, sid in enumerate(history)]
     text = "Purchase history, oldest first:\n" + ("\n".join(lines) if lines else "(none)")
     if info.interests and interests:
