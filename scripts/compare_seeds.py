@@ -20,7 +20,13 @@ from genrec.eval.stage import targets_for
 
 def seed_mean_ndcg(paths: list[Path], targets: dict[str, str]) -> dict[str, float]:
     """Per-user NDCG@10 averaged over the runs; every run must cover every target user."""
-    per_run = [user_ndcg(read_recs(path), targets) for path in paths]
+    per_run = []
+    for path in paths:
+        recs = read_recs(path)
+        missing = targets.keys() - recs.keys()
+        if missing:
+            raise ValueError(f"{path}: no recommendations for {len(missing):,} test users (e.g. {min(missing)!r})")
+        per_run.append(user_ndcg(recs, targets))
     return {user: sum(run[user] for run in per_run) / len(per_run) for user in targets}
 
 
