@@ -18,15 +18,18 @@ from genrec.eval.recs import read_recs
 from genrec.eval.stage import targets_for
 
 
+def covered_user_ndcg(path: Path, targets: dict[str, str]) -> dict[str, float]:
+    """Per-user NDCG@10 of one recs.jsonl that must cover every target user (a skipped user would count as a miss)."""
+    recs = read_recs(path)
+    missing = targets.keys() - recs.keys()
+    if missing:
+        raise ValueError(f"{path}: no recommendations for {len(missing):,} test users (e.g. {min(missing)!r})")
+    return user_ndcg(recs, targets)
+
+
 def seed_mean_ndcg(paths: list[Path], targets: dict[str, str]) -> dict[str, float]:
     """Per-user NDCG@10 averaged over the runs; every run must cover every target user."""
-    per_run = []
-    for path in paths:
-        recs = read_recs(path)
-        missing = targets.keys() - recs.keys()
-        if missing:
-            raise ValueError(f"{path}: no recommendations for {len(missing):,} test users (e.g. {min(missing)!r})")
-        per_run.append(user_ndcg(recs, targets))
+    per_run = [covered_user_ndcg(path, targets) for path in paths]
     return {user: sum(run[user] for run in per_run) / len(per_run) for user in targets}
 
 
@@ -38,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     targets = targets_for(args.run, "test")
     ours = seed_mean_ndcg(args.seeds, targets)
-    reference = user_ndcg(read_recs(args.reference), targets)
+    reference = covered_user_ndcg(args.reference, targets)
     print(f"seed-mean NDCG@10 {sum(ours.values()) / len(ours):.4f} over {len(args.seeds)} runs, "
           f"reference {sum(reference.values()) / len(reference):.4f}, {len(targets):,} users")
     print("paired (seed-mean − reference):", paired_difference(ours, reference))

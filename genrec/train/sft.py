@@ -45,7 +45,8 @@ class SFTConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of each target's probability spread over the "
                                    "vocabulary (trl 1.x's label smoother, deprecated for trl 2; costs a second forward "
-                                   "for trl's metrics). 0.1 on scientific: test NDCG@10 +0.005 (BENCHMARKS.md, SFT)")
+                                   "for trl's metrics). 0.2 on scientific (chosen on validation): test NDCG@10 .0593 "
+                                   "over five seeds, .0538 / .0553 without; lowers beauty (BENCHMARKS.md, SFT)")
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of steps of linear warm-up")
     scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     max_train_examples: int | None = Field(None, ge=1, description="cap on training examples (quick runs)")
