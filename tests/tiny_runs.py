@@ -4,6 +4,7 @@ conftest)."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,8 +13,11 @@ import pandas as pd
 import torch
 
 from genrec.artifacts import RunPaths
+from genrec.data import DataConfig
+from genrec.data import run as run_data
 from genrec.model import ModelConfig, ScratchConfig, build_model, codes_to_sid, save_checkpoint, sid_vocabulary
 
+RING_ITEMS, RING_USERS = 12, 36
 Labelled = tuple[str, str, str, float, int]  # kind ("user" or "item"), entity id, interest, score, label
 
 
@@ -112,4 +116,23 @@ def build_category_run(root: Path, users: int, data_seed: int, model_seed: int) 
     sid_map = write_sid_map(paths, [(i % 4, (i // 4) % 5, i // 20) for i in range(40)])
     save_random_checkpoint(sid_map, paths.sft_ckpt, ScratchConfig(hidden=32, layers=1, heads=2, intermediate=64),
                            seed=model_seed)
+    return run_dir
+
+
+def write_ring_run(root: Path) -> Path:
+    """A run folder (data/ and sid/) whose users walk the item ring 0,1,2,...; every item gets a 3-level SID.
+    Each next item is determined by the last one, so a trained model must rank it first."""
+    rows = [{"user_id": f"u{u}", "item_id": f"i{(u + t) % RING_ITEMS}", "timestamp": t}
+            for u in range(RING_USERS) for t in range(5 + u % 3)]
+    root.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "inter.csv", index=False)
+    meta = [{"item_id": f"i{i}", "title": f"camping item {i}"} for i in range(RING_ITEMS)]
+    (root / "items.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    run_dir = root / "run"
+    run_data(DataConfig(interactions=root / "inter.csv", item_meta=root / "items.jsonl"), run_dir)
+    codes = [[i % 2, (i // 2) % 3, i // 6] for i in range(RING_ITEMS)]
+    sid_map = pd.DataFrame({"item_id": [f"i{i}" for i in range(RING_ITEMS)], "codes": codes,
+                            "sid": [codes_to_sid(c) for c in codes]})
+    RunPaths(run_dir).sid_map.parent.mkdir(parents=True)
+    sid_map.to_parquet(RunPaths(run_dir).sid_map)
     return run_dir

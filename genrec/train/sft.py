@@ -52,6 +52,8 @@ class SFTConfig(StrictModel):
     max_train_examples: int | None = Field(None, ge=1, description="cap on training examples (quick runs)")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; None = every epoch")
     select_by: Literal["ndcg@10", "loss"] = Field("ndcg@10", description="validation metric choosing the checkpoint")
+    average_top: int = Field(1, ge=1, description="save the uniform weight average of this many best checkpoints "
+                             "by select_by (1 = the best one); full-weight models only, not LoRA")
     valid_users: int = Field(512, ge=1, description="validation users in the loss and beam-search probe")
     num_beams: int = Field(20, ge=10, description="beam width of the validation probe")
     eval_batch_size: int = Field(32, ge=1)
@@ -66,6 +68,8 @@ class SFTConfig(StrictModel):
     def _tasks_fit_model(self) -> SFTConfig:
         if self.model.kind == "scratch" and (self.tasks.alignment or self.tasks.interests):
             raise ValueError("sft.tasks.alignment / sft.tasks.interests need sft.model.kind=llm (text prompts)")
+        if self.average_top > 1 and self.model.lora is not None:
+            raise ValueError("sft.average_top > 1 averages full weights; LoRA checkpoints hold adapters only")
         return self
 
     @property
@@ -94,6 +98,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
     from genrec.model.checkpoint import save_checkpoint
     from genrec.model.sid_tokens import parse_sid, sid_vocabulary
     from genrec.model.sources import lookup_sids, read_sid_map, user_interests
+    from genrec.train.checkpoint_average import KeepTopCheckpoints, load_average, ranked_checkpoints
     from genrec.train.sft_data import (ExampleBuilder, SftSources, history_examples, to_dataset, train_examples,
                                       valid_sample)
     from genrec.train.sft_trainer import RankingProbe, RankingSFTTrainer, RichProgressCallback
@@ -130,7 +135,8 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             learning_rate=config.lr, weight_decay=config.weight_decay, warmup_steps=config.warmup,
             label_smoothing_factor=config.label_smoothing,
             lr_scheduler_type=config.scheduler, eval_strategy=strategy, save_strategy=strategy,
-            eval_steps=config.eval_every, save_steps=config.eval_every, save_total_limit=2,
+            eval_steps=config.eval_every, save_steps=config.eval_every,
+            save_total_limit=None if config.average_top > 1 else 2,
             load_best_model_at_end=True, metric_for_best_model=config.select_by,
             greater_is_better=config.select_by != "loss", logging_steps=config.logging_steps, report_to="none",
             seed=config.seed, data_seed=config.seed, completion_only_loss=True, max_length=None,
@@ -139,11 +145,16 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
         )
         trainer = RankingSFTTrainer(model=model, args=args, train_dataset=to_dataset(train),
                                     eval_dataset=to_dataset(valid), processing_class=tokenizer, probe=probe,
-                                    callbacks=[RichProgressCallback()])
+                                    callbacks=[RichProgressCallback()]
+                                    + ([KeepTopCheckpoints(config.average_top)] if config.average_top > 1 else []))
         last = get_last_checkpoint(args.output_dir) if config.resume else None
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=last)
         train_wall = time.perf_counter() - start
+        averaged = ranked_checkpoints(trainer.state.log_history, Path(args.output_dir), config.select_by,
+                                      args.greater_is_better)[:config.average_top] if config.average_top > 1 else []
+        if averaged:
+            load_average(trainer.accelerator.unwrap_model(trainer.model), averaged)
 
         if trainer.is_world_process_zero():
             tmp = paths.sft_ckpt.with_name(".ckpt.tmp")
@@ -168,7 +179,8 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
                                resumed=int(last is not None))
         manifest.metrics.update(
             select_by=config.select_by, best_metric=trainer.state.best_metric,
-            best_checkpoint=trainer.state.best_model_checkpoint, train_wall_s=round(train_wall, 1),
+            best_checkpoint=trainer.state.best_model_checkpoint,
+            averaged_checkpoints=[path.name for path in averaged], train_wall_s=round(train_wall, 1),
             train_loss=next((e["train_loss"] for e in reversed(trainer.state.log_history) if "train_loss" in e), None),
             valid_curve=valid_curve, model_kind=config.model.kind)
     return manifest

@@ -11,36 +11,13 @@ import pytest
 
 from genrec.artifacts import RunPaths
 from genrec.config import ConfigError
-from genrec.data import DataConfig
-from genrec.data import run as run_data
-from genrec.model.sid_tokens import codes_to_sid
-
-N_ITEMS, N_USERS = 12, 36
-
-
-def make_run(root: Path) -> Path:
-    """Users walk the item ring 0,1,2,...; every item gets a 3-level SID."""
-    rows = [{"user_id": f"u{u}", "item_id": f"i{(u + t) % N_ITEMS}", "timestamp": t}
-            for u in range(N_USERS) for t in range(5 + u % 3)]
-    root.mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(root / "inter.csv", index=False)
-    meta = [{"item_id": f"i{i}", "title": f"camping item {i}"} for i in range(N_ITEMS)]
-    (root / "items.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
-    run_dir = root / "run"
-    run_data(DataConfig(interactions=root / "inter.csv", item_meta=root / "items.jsonl"), run_dir)
-    codes = [[i % 2, (i // 2) % 3, i // 6] for i in range(N_ITEMS)]
-    sid_map = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_ITEMS)], "codes": codes,
-                            "sid": [codes_to_sid(c) for c in codes]})
-    RunPaths(run_dir).sid_map.parent.mkdir(parents=True)
-    sid_map.to_parquet(RunPaths(run_dir).sid_map)
-    return run_dir
-
+from tiny_runs import RING_ITEMS, RING_USERS, write_ring_run
 
 def sft_config(**extra):
     from genrec.train.sft import SFTConfig
 
     base = dict(model={"scratch": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128}},
-                epochs=40, lr=5e-3, batch_size=16, eval_every=60, valid_users=N_USERS, num_beams=10,
+                epochs=40, lr=5e-3, batch_size=16, eval_every=60, valid_users=RING_USERS, num_beams=10,
                 logging_steps=10, threads=1, warmup=0.0, group_by_length=False)  # 36 users: keep batches mixed
     return SFTConfig.model_validate({**base, **extra})
 
@@ -49,7 +26,7 @@ def sft_config(**extra):
 def trained(tmp_path_factory) -> Path:
     from genrec.train.sft import run
 
-    run_dir = make_run(tmp_path_factory.mktemp("sft") / "rule")
+    run_dir = write_ring_run(tmp_path_factory.mktemp("sft") / "rule")
     run(sft_config(), run_dir)
     return run_dir
 
@@ -77,9 +54,9 @@ def test_recommend_writes_valid_recs_and_eval_scores_them(trained: Path) -> None
     from genrec.eval import evaluate_file, read_recs
 
     manifest = run(RecommendConfig(num_beams=20, k=10, system="sft", batch_size=8, threads=1), trained)
-    recs = read_recs(RunPaths(trained).recs("sft"), known_items={f"i{i}" for i in range(N_ITEMS)})
-    assert len(recs) == N_USERS and all(len(items) == 10 == len(set(items)) for items in recs.values())
-    assert manifest.counts["users"] == N_USERS and manifest.metrics["users_per_s"] > 0
+    recs = read_recs(RunPaths(trained).recs("sft"), known_items={f"i{i}" for i in range(RING_ITEMS)})
+    assert len(recs) == RING_USERS and all(len(items) == 10 == len(set(items)) for items in recs.values())
+    assert manifest.counts["users"] == RING_USERS and manifest.metrics["users_per_s"] > 0
     metrics = evaluate_file(RunPaths(trained).recs("sft"), trained)
     assert metrics["hr@5"] > 0.9  # test target = last history item + 1
 
@@ -93,7 +70,7 @@ def test_item_tokens_model_trains_and_recommends(tmp_path: Path) -> None:
     from genrec.model.checkpoint import load_checkpoint
     from genrec.train.sft import run
 
-    run_dir = make_run(tmp_path / "items")
+    run_dir = write_ring_run(tmp_path / "items")
     model = {"scratch": {"hidden": 64, "layers": 2, "heads": 2, "intermediate": 128, "item_tokens": True}}
     run(sft_config(model=model), run_dir)
     _, tokenizer, info = load_checkpoint(RunPaths(run_dir).sft_ckpt)
@@ -126,7 +103,7 @@ def test_label_smoothing_keeps_the_model_from_certainty(trained: Path, tmp_path:
     from genrec.eval import evaluate_file
     from genrec.train.sft import run
 
-    smoothed = make_run(tmp_path / "smoothed")
+    smoothed = write_ring_run(tmp_path / "smoothed")
     run(sft_config(label_smoothing=0.3), smoothed)
     assert first_code_confidence(trained) > 0.9
     assert first_code_confidence(smoothed) < 0.8
@@ -152,7 +129,7 @@ def test_rerun_resumes_from_the_trainer_checkpoint(tmp_path: Path) -> None:
 
     from genrec.train.sft import run
 
-    run_dir = make_run(tmp_path / "resume")
+    run_dir = write_ring_run(tmp_path / "resume")
     tiny = {"scratch": {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32}}
     first = run(sft_config(model=tiny, max_steps=4, eval_every=2), run_dir)
     assert first.counts["resumed"] == 0
@@ -172,10 +149,36 @@ def test_rerun_resumes_from_the_trainer_checkpoint(tmp_path: Path) -> None:
     assert regenerated.counts["resumed"] == 0 and regenerated.counts["steps"] == 2
 
 
+def test_average_top_saves_the_mean_of_the_best_checkpoints(tmp_path: Path) -> None:
+    """`average_top=3` keeps the 3 best checkpoints by validation NDCG@10 (plus the newest, for resuming) and saves
+    their element-wise mean; LoRA is refused, as its checkpoints hold adapters only."""
+    import torch
+    from safetensors.torch import load_file
+
+    from genrec.train.sft import run
+
+    run_dir = write_ring_run(tmp_path / "average")
+    tiny = {"scratch": {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32}}
+    manifest = run(sft_config(model=tiny, max_steps=12, eval_every=2, average_top=3), run_dir)
+    trainer = RunPaths(run_dir).stage_dir("sft") / "trainer"
+    by_step = {p["step"]: p["ndcg@10"] for p in manifest.metrics["valid_curve"]}
+    best_three = sorted(by_step, key=lambda step: (by_step[step], step), reverse=True)[:3]
+    assert manifest.metrics["averaged_checkpoints"] == [f"checkpoint-{step}" for step in best_three]
+    kept = {p.name for p in trainer.glob("checkpoint-*")}
+    assert kept == {f"checkpoint-{step}" for step in best_three} | {"checkpoint-12"}
+    parts = [load_file(trainer / name / "model.safetensors") for name in manifest.metrics["averaged_checkpoints"]]
+    saved = load_file(RunPaths(run_dir).sft_ckpt / "model.safetensors")
+    for name, tensor in parts[0].items():
+        assert torch.allclose(saved[name], sum(part[name] for part in parts) / 3, atol=1e-6), name
+    assert not torch.equal(saved[name], parts[0][name])  # not simply the best checkpoint
+    with pytest.raises(ValueError, match="LoRA"):
+        sft_config(model={"kind": "llm", "lora": {"r": 4}}, average_top=2)
+
+
 def test_unknown_item_in_sid_map_is_named(tmp_path: Path) -> None:
     from genrec.train.sft import run
 
-    run_dir = make_run(tmp_path / "broken")
+    run_dir = write_ring_run(tmp_path / "broken")
     sid_map = pd.read_parquet(RunPaths(run_dir).sid_map).iloc[1:]
     sid_map.to_parquet(RunPaths(run_dir).sid_map)
     with pytest.raises(KeyError, match="'i0' has no SID"):
@@ -189,7 +192,7 @@ def test_accelerate_launch_starts_and_trains(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    run_dir = make_run(tmp_path / "acc")
+    run_dir = write_ring_run(tmp_path / "acc")
     overrides = [f"run_dir={run_dir}", "sft.max_steps=2", "sft.eval_every=2", "sft.valid_users=4", "sft.num_beams=10",
                  "sft.batch_size=8", "sft.threads=1", "sft.model.scratch.hidden=16", "sft.model.scratch.layers=1",
                  "sft.model.scratch.heads=2", "sft.model.scratch.intermediate=32"]
@@ -209,7 +212,7 @@ def test_llm_kind_with_alignment_and_interest_tasks(tmp_path: Path, tiny_causal_
     from genrec.model.checkpoint import load_checkpoint
     from genrec.train.sft import run
 
-    run_dir = make_run(tmp_path / "llm")
+    run_dir = write_ring_run(tmp_path / "llm")
     labelled = pd.DataFrame({"kind": ["user", "user", "user", "item"], "entity_id": ["u0", "u0", "u1", "i0"],
                              "interest": ["camping", "stove", "camping", "x"], "score": [0.9, 0.8, 0.2, 0.9],
                              "label": [1, 1, 0, 1]})
@@ -220,7 +223,7 @@ def test_llm_kind_with_alignment_and_interest_tasks(tmp_path: Path, tiny_causal_
                         tasks={"history": 1.0, "alignment": 0.5, "interests": 2.0}, max_steps=2, eval_every=2,
                         valid_users=4, batch_size=8)
     manifest = run(config, run_dir)
-    assert manifest.counts["train_alignment"] == N_ITEMS  # half of 2 x 12 (title -> SID, SID -> title)
+    assert manifest.counts["train_alignment"] == RING_ITEMS  # half of 2 x 12 (title -> SID, SID -> title)
     u0_items = len(make_history(run_dir, "u0"))
     assert manifest.counts["train_interests"] == 2 * u0_items  # only u0 has curated (label 1) interests
     model, tokenizer, info = load_checkpoint(RunPaths(run_dir).sft_ckpt)
