@@ -89,6 +89,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
     import time
 
     import torch
+    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig as TrlSFTConfig
 
@@ -115,6 +116,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
                              user_interests(paths.interests_labelled, config.max_interests) if config.uses_interests else {})
 
         levels = len(parse_sid(sid_map["sid"].iloc[0]))
+        set_seed(config.seed)  # the scratch model's initial weights too, not only the trainer's data order
         model, tokenizer, info = build_model(config.model, sid_vocabulary(sid_map["sid"]), levels,
                                             max_interests=config.max_interests, item_ids=list(sid_map["item_id"]))
         builder = ExampleBuilder(tokenizer, info, sources)

@@ -149,6 +149,24 @@ def test_rerun_resumes_from_the_trainer_checkpoint(tmp_path: Path) -> None:
     assert regenerated.counts["resumed"] == 0 and regenerated.counts["steps"] == 2
 
 
+def test_the_seed_fixes_the_initial_weights_too(tmp_path: Path) -> None:
+    """Two runs with one seed save the same weights (the scratch model is built after seeding); another seed
+    starts elsewhere."""
+    import torch
+    from safetensors.torch import load_file
+
+    from genrec.train.sft import run
+
+    tiny = {"scratch": {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32}}
+    weights = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        run_dir = write_ring_run(tmp_path / name)
+        run(sft_config(model=tiny, max_steps=2, eval_every=2, seed=seed), run_dir)
+        weights.append(load_file(RunPaths(run_dir).sft_ckpt / "model.safetensors"))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
 def test_average_top_saves_the_mean_of_the_best_checkpoints(tmp_path: Path) -> None:
     """`average_top=3` keeps the 3 best checkpoints by validation NDCG@10 (plus the newest, for resuming) and saves
     their element-wise mean; LoRA is refused, as its checkpoints hold adapters only."""
