@@ -43,6 +43,19 @@ def score(model, trie: SidTrie, builder: ExampleBuilder, rows, num_beams: int, b
     return dict(metrics=metrics, users=len(rows), users_per_s=round(len(rows) / wall, 2), wall_s=round(wall, 1))
 
 
+def load_for_scoring(ckpt: Path, run: Path) -> tuple:
+    """(model, example builder, trie of the run's items, {"valid": rows, "test": rows}) for `score`."""
+    model, tokenizer, info = load_checkpoint(ckpt)
+    if info.interests or info.titles:
+        raise SystemExit(f"{ckpt}: only SID-only checkpoints (scratch kind) are supported")
+    sid_map = read_sid_map(RunPaths(run).sid_map)
+    items = load_items(run)
+    sources = SftSources(load_sequences(run), dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)), {}, {})
+    builder = ExampleBuilder(tokenizer, info, sources)
+    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
+    return model, builder, trie, {name: sources.sequences.query(f"split == '{name}'") for name in ("valid", "test")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="names the results file")
@@ -55,17 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    paths = RunPaths(args.run)
     ckpt = checkpoint_path(args.checkpoint, args.run)
-    model, tokenizer, info = load_checkpoint(ckpt)
-    if info.interests or info.titles:
-        raise SystemExit("bench_beam_width: only SID-only checkpoints (scratch kind) are supported")
-    sid_map = read_sid_map(paths.sid_map)
-    items = load_items(args.run)
-    sources = SftSources(load_sequences(args.run), dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)), {}, {})
-    builder = ExampleBuilder(tokenizer, info, sources)
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
-    splits = {name: sources.sequences.query(f"split == '{name}'") for name in ("valid", "test")}
+    model, builder, trie, splits = load_for_scoring(ckpt, args.run)
     if args.max_users is not None:
         splits = {name: rows.head(args.max_users) for name, rows in splits.items()}
 

@@ -22,15 +22,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_beam_width import RESULTS, score  # noqa: E402
+from bench_beam_width import RESULTS, load_for_scoring, score  # noqa: E402
 
 from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged  # noqa: E402
-from genrec.data import load_items, load_sequences  # noqa: E402
-from genrec.decode.trie import SidTrie  # noqa: E402
-from genrec.model.checkpoint import load_checkpoint  # noqa: E402
-from genrec.model.sources import read_sid_map  # noqa: E402
 from genrec.train.checkpoint_average import load_average, ranked_checkpoints  # noqa: E402
-from genrec.train.sft_data import ExampleBuilder, SftSources  # noqa: E402
 
 
 def trainer_ranking(trainer: Path, metric: str = "ndcg@10") -> list[Path]:
@@ -57,15 +52,7 @@ def main() -> None:
     ranked = trainer_ranking(paths.stage_dir("sft") / "trainer")
     if max(args.top) > len(ranked):
         raise SystemExit(f"{len(ranked)} checkpoints kept in {args.run}, fewer than --top {max(args.top)}")
-    model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
-    if info.interests or info.titles:
-        raise SystemExit("bench_checkpoint_average: only SID-only checkpoints (scratch kind) are supported")
-    sid_map = read_sid_map(paths.sid_map)
-    items = load_items(args.run)
-    sources = SftSources(load_sequences(args.run), dict(zip(sid_map["item_id"], sid_map["sid"], strict=True)), {}, {})
-    builder = ExampleBuilder(tokenizer, info, sources)
-    trie = SidTrie.from_sid_map(sid_map[sid_map["item_id"].isin(set(items["item_id"]))], tokenizer)
-    splits = {name: sources.sequences.query(f"split == '{name}'") for name in ("valid", "test")}
+    model, builder, trie, splits = load_for_scoring(paths.sft_ckpt, args.run)
 
     tops = {}
     for k in args.top:
