@@ -7,6 +7,7 @@ basin) gives one model of the same size and speed; `sft.average_top` turns it on
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ def ranked_checkpoints(log_history: list[dict], output_dir: Path, metric: str, g
         if f"eval_{metric}" in entry:
             scores[entry["step"]] = entry[f"eval_{metric}"]
     found = [(score, step) for step, score in scores.items() if (Path(output_dir) / f"checkpoint-{step}").is_dir()]
-    # ties go to the later step, as the trainer's own best-checkpoint choice does not matter here
+    # equal scores: the later step first
     found.sort(key=lambda pair: (pair[0] if greater_is_better else -pair[0], pair[1]), reverse=True)
     return [Path(output_dir) / f"checkpoint-{step}" for _, step in found]
 
@@ -71,8 +72,6 @@ class KeepTopCheckpoints(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        import shutil
-
         ranked = ranked_checkpoints(state.log_history, Path(args.output_dir), args.metric_for_best_model,
                                     args.greater_is_better)
         newest = Path(args.output_dir) / f"checkpoint-{state.global_step}"
