@@ -1,8 +1,9 @@
 """Benchmark checkpoint averaging: the uniform weight mean of a run's k best SFT checkpoints, for several k.
 
 The run must have been trained with `sft.average_top` >= max(k), so that its trainer folder still holds that many
-best checkpoints (ranked by the validation probe logged in the newest checkpoint's trainer_state.json). Each k is
-scored on all validation users (where k would be chosen) and all test users, same beam width, same run:
+best checkpoints (ranked as the stage ranked them: its `select_by`, from the validation log in the newest
+checkpoint's trainer_state.json). Each k is scored on all validation users (where k would be chosen) and all test
+users, same beam width, same run:
 
     python scripts/bench_checkpoint_average.py --dataset scientific --run runs/sft_avg/scientific_scratch_avg5s42 \
         --top 1 2 3 5 --threads 1
@@ -24,17 +25,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_beam_width import RESULTS, load_for_scoring, score  # noqa: E402
 
-from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged  # noqa: E402
+from genrec.artifacts import RunPaths, command_line, machine_description, read_manifest, write_json_merged  # noqa: E402
 from genrec.train.checkpoint_average import load_average, ranked_checkpoints  # noqa: E402
+from genrec.train.sft import SFTConfig  # noqa: E402
 
 
-def trainer_ranking(trainer: Path, metric: str = "ndcg@10") -> list[Path]:
-    """The trainer folder's checkpoints, best validation `metric` first (log of the newest checkpoint)."""
+def trainer_ranking(stage_dir: Path) -> list[Path]:
+    """The sft stage's kept checkpoints, best first by the run's own `select_by` (log of the newest checkpoint)."""
+    manifest = read_manifest(stage_dir)
+    if manifest is None:
+        raise SystemExit(f"no finished sft stage in {stage_dir}")
+    config = SFTConfig.model_validate(manifest.config)
+    trainer = stage_dir / "trainer"
     newest = max(trainer.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]), default=None)
     if newest is None:
         raise SystemExit(f"no checkpoint-* in {trainer}: train with sft.average_top > 1 to keep them")
     history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
-    return ranked_checkpoints(history, trainer, metric, greater_is_better=True)
+    return ranked_checkpoints(history, trainer, config.select_by, config.greater_is_better)
 
 
 def main() -> None:
@@ -49,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     paths = RunPaths(args.run)
-    ranked = trainer_ranking(paths.stage_dir("sft") / "trainer")
+    ranked = trainer_ranking(paths.stage_dir("sft"))
     if max(args.top) > len(ranked):
         raise SystemExit(f"{len(ranked)} checkpoints kept in {args.run}, fewer than --top {max(args.top)}")
     model, builder, trie, splits = load_for_scoring(paths.sft_ckpt, args.run)

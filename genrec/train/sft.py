@@ -75,6 +75,11 @@ class SFTConfig(StrictModel):
         return self
 
     @property
+    def greater_is_better(self) -> bool:
+        """Whether a higher `select_by` value is a better checkpoint."""
+        return self.select_by != "loss"
+
+    @property
     def uses_interests(self) -> bool:
         return self.model.interests or self.tasks.interests > 0
 
@@ -142,7 +147,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             eval_steps=config.eval_every, save_steps=config.eval_every,
             save_total_limit=None if config.average_top > 1 else 2,
             load_best_model_at_end=True, metric_for_best_model=config.select_by,
-            greater_is_better=config.select_by != "loss", logging_steps=config.logging_steps, report_to="none",
+            greater_is_better=config.greater_is_better, logging_steps=config.logging_steps, report_to="none",
             seed=config.seed, data_seed=config.seed, completion_only_loss=True, max_length=None,
             disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, bf16=False,
             train_sampling_strategy="group_by_length" if config.group_by_length else "random",
@@ -156,7 +161,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
         trainer.train(resume_from_checkpoint=last)
         train_wall = time.perf_counter() - start
         averaged = ranked_checkpoints(trainer.state.log_history, Path(args.output_dir), config.select_by,
-                                      args.greater_is_better)[:config.average_top] if config.average_top > 1 else []
+                                      config.greater_is_better)[:config.average_top] if config.average_top > 1 else []
         if averaged:
             load_average(trainer.accelerator.unwrap_model(trainer.model), averaged)
 
