@@ -37,10 +37,6 @@ class SFTConfig(StrictModel):
 
     model: ModelConfig = ModelConfig()
     tasks: SFTTasks = SFTTasks()
-    history_examples: Literal["prefixes", "sequences"] = Field(
-        "prefixes", description="prefixes: one example per training prefix, loss on its next item's SID; sequences "
-        "(scratch): one example per user (per max_history window), loss on every history item's SID after the "
-        "first too, as SASRec trains: the same targets for ~1/6 of the tokens on beauty (BENCHMARKS.md, SFT)")
     epochs: float = Field(10.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
     lr: float = Field(1e-3, gt=0)
@@ -74,8 +70,6 @@ class SFTConfig(StrictModel):
     def _tasks_fit_model(self) -> SFTConfig:
         if self.model.kind == "scratch" and (self.tasks.alignment or self.tasks.interests):
             raise ValueError("sft.tasks.alignment / sft.tasks.interests need sft.model.kind=llm (text prompts)")
-        if self.model.kind == "llm" and self.history_examples == "sequences":
-            raise ValueError("sft.history_examples=sequences needs sft.model.kind=scratch (prompts of SID tokens only)")
         if self.average_top > 1 and self.model.lora is not None:
             raise ValueError("sft.average_top > 1 averages full weights; LoRA checkpoints hold adapters only")
         return self
@@ -113,8 +107,8 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
     from genrec.model.sid_tokens import parse_sid, sid_vocabulary
     from genrec.model.sources import lookup_sids, read_sid_map, user_interests
     from genrec.train.checkpoint_average import KeepTopCheckpoints, load_average, ranked_checkpoints
-    from genrec.train.sft_data import (ExampleBuilder, SftSources, as_row, history_examples, to_dataset,
-                                      train_examples, valid_sample)
+    from genrec.train.sft_data import (ExampleBuilder, SftSources, history_examples, to_dataset, train_examples,
+                                      valid_sample)
     from genrec.train.sft_trainer import RankingProbe, RankingSFTTrainer, RichProgressCallback
 
     paths = RunPaths(Path(run_dir))
@@ -133,8 +127,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
         model, tokenizer, info = build_model(config.model, sid_vocabulary(sid_map["sid"]), levels,
                                             max_interests=config.max_interests, item_ids=list(sid_map["item_id"]))
         builder = ExampleBuilder(tokenizer, info, sources)
-        train, per_task = train_examples(builder, config.tasks.model_dump(), config.seed, config.max_train_examples,
-                                         config.history_examples)
+        train, per_task = train_examples(builder, config.tasks.model_dump(), config.seed, config.max_train_examples)
         valid_rows = valid_sample(sequences, config.valid_users, config.seed)
         valid = history_examples(builder, valid_rows)
         probe = RankingProbe(users=list(valid_rows["user_id"]), prompts=[prompt for prompt, _ in valid],
@@ -160,7 +153,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         )
         trainer = RankingSFTTrainer(model=model, args=args, train_dataset=to_dataset(train),
-                                    eval_dataset=to_dataset([as_row(e) for e in valid]), processing_class=tokenizer, probe=probe,
+                                    eval_dataset=to_dataset(valid), processing_class=tokenizer, probe=probe,
                                     callbacks=[RichProgressCallback()]
                                     + ([KeepTopCheckpoints(config.average_top)] if config.average_top > 1 else []))
         last = get_last_checkpoint(args.output_dir) if config.resume else None

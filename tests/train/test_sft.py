@@ -61,17 +61,6 @@ def test_recommend_writes_valid_recs_and_eval_scores_them(trained: Path) -> None
     assert metrics["hr@5"] > 0.9  # test target = last history item + 1
 
 
-def test_sequence_examples_learn_the_rule(tmp_path: Path) -> None:
-    """`history_examples: sequences`: one example per user with the loss on every history item too; the same
-    rule is learnt from 36 examples (one per user) instead of one per prefix."""
-    from genrec.train.sft import run
-
-    run_dir = write_ring_run(tmp_path / "seq")
-    manifest = run(sft_config(history_examples="sequences", epochs=100), run_dir)
-    assert manifest.counts["train_examples"] == manifest.counts["train_history"] == RING_USERS
-    assert manifest.metrics["best_metric"] > 0.9
-
-
 def test_item_tokens_model_trains_and_recommends(tmp_path: Path) -> None:
     """A scratch model whose prompts carry item tokens beside the SIDs: the stage builds the tokens from the
     sid map's items, the checkpoint records it, and `recommend` builds the same prompts."""
