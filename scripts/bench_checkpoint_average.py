@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from transformers.trainer_utils import get_last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_beam_width import RESULTS, load_for_scoring, score  # noqa: E402
@@ -37,10 +38,10 @@ def trainer_ranking(stage_dir: Path) -> list[Path]:
         raise SystemExit(f"no finished sft stage in {stage_dir}")
     config = SFTConfig.model_validate(manifest.config)
     trainer = stage_dir / "trainer"
-    newest = max(trainer.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]), default=None)
+    newest = get_last_checkpoint(str(trainer)) if trainer.is_dir() else None  # the trainer's own resume lookup
     if newest is None:
         raise SystemExit(f"no checkpoint-* in {trainer}: train with sft.average_top > 1 to keep them")
-    history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
+    history = json.loads((Path(newest) / "trainer_state.json").read_text())["log_history"]
     return ranked_checkpoints(history, trainer, config.select_by, config.greater_is_better)
 
 
