@@ -17,6 +17,7 @@ file as it is when the variant ends, so variants can run one at a time or in par
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from genrec.artifacts import RunPaths, command_line, machine_description, write_json_merged
-from genrec.config import REPO_ROOT
+from genrec.config import REPO_ROOT, ConfigError, apply_overrides, build_model
 from genrec.decode import RecommendConfig
 from genrec.decode import run as run_recommend
 from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
@@ -60,10 +61,18 @@ def variant_run_dir(root: Path, data_run: Path, sid_map: Path, name: str) -> Pat
     return run_dir
 
 
-def run_variant(kind: str, run_dir: Path, max_users: int | None, threads: int, overrides: dict,
+def variant_config(kind: str, threads: int, overrides: list[str]) -> SFTConfig:
+    """A variant's SFT config: the kind's defaults and thread count, then the `--set key.sub=value` overrides
+    (values parsed as YAML, as `genrec --set` does), so a bad key or value is named before anything trains."""
+    if kind not in MODEL_CONFIGS:
+        raise ConfigError(f"variant kind {kind!r} is not one of {', '.join(MODEL_CONFIGS)}")
+    data = apply_overrides(copy.deepcopy({**MODEL_CONFIGS[kind], "threads": threads}), overrides)
+    return build_model(SFTConfig, data, "--set")
+
+
+def run_variant(kind: str, config: SFTConfig, run_dir: Path, max_users: int | None, threads: int,
                 engine: str = "hf") -> dict:
     """SFT + recommend + test metrics for one variant."""
-    config = SFTConfig.model_validate({**MODEL_CONFIGS[kind], "threads": threads, **overrides})
     # A finished SFT run with this exact config and inputs is reused (re-scoring on more users costs no retraining).
     sft, _ = reuse_or_run("sft", config, run_dir)
     batch = 256 if engine == "vllm" else 32 if kind == "scratch" else 4
@@ -109,12 +118,15 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sft")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="recommend stage engine")
-    parser.add_argument("--set", action="append", default=[], help="sft override KEY=JSON for every variant")
+    parser.add_argument("--set", action="append", default=[], help="sft override KEY.SUB=VALUE (YAML value) for every variant")
     parser.add_argument("--compare", action="append", default=[],
                         help="NAME=recs.jsonl of a reference system (e.g. SASRec), scored on each variant's users")
     args = parser.parse_args()
     sids = dict(item.split("=", 1) for item in args.sid)
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    try:
+        configs = {spec: variant_config(spec.split(":")[0], args.threads, args.set) for spec in args.variant}
+    except ConfigError as exc:
+        raise SystemExit(f"bench_sft: {exc}") from None
     out = RESULTS / f"sft_{args.dataset}.json"
     sasrec = RESULTS / f"baseline_sasrec_{args.dataset}.json"
     shared = {"sasrec": json.loads(sasrec.read_text()).get("metrics")} if sasrec.is_file() else {}
@@ -125,7 +137,7 @@ def main() -> None:
         run_dir = variant_run_dir(args.root, args.data_run, Path(sids[sid_name]), name)
         print(f"== {name} ({run_dir})", file=sys.stderr)
         start = time.perf_counter()
-        entry = run_variant(kind, run_dir, max_users, args.threads, overrides, args.engine)
+        entry = run_variant(kind, configs[spec], run_dir, max_users, args.threads, args.engine)
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
         entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
                                          for ref, path in (item.split("=", 1) for item in args.compare)}
