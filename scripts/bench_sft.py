@@ -118,26 +118,27 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "runs" / "bench_sft")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="recommend stage engine")
-    parser.add_argument("--set", action="append", default=[], help="sft override KEY.SUB=VALUE (YAML value) for every variant")
+    parser.add_argument("--set", action="append", default=[],
+                        help="sft override KEY.SUB=VALUE (YAML value) for every variant")
     parser.add_argument("--compare", action="append", default=[],
                         help="NAME=recs.jsonl of a reference system (e.g. SASRec), scored on each variant's users")
     args = parser.parse_args()
     sids = dict(item.split("=", 1) for item in args.sid)
+    variants = [(kind, sid_name, int(rest[0]) if rest else None)
+                for kind, sid_name, *rest in (spec.split(":") for spec in args.variant)]
     try:
-        configs = {spec: variant_config(spec.split(":")[0], args.threads, args.set) for spec in args.variant}
+        configs = {kind: variant_config(kind, args.threads, args.set) for kind, _, _ in variants}
     except ConfigError as exc:
         raise SystemExit(f"bench_sft: {exc}") from None
     out = RESULTS / f"sft_{args.dataset}.json"
     sasrec = RESULTS / f"baseline_sasrec_{args.dataset}.json"
     shared = {"sasrec": json.loads(sasrec.read_text()).get("metrics")} if sasrec.is_file() else {}
-    for spec in args.variant:
-        kind, sid_name, *rest = spec.split(":")
-        max_users = int(rest[0]) if rest else None
+    for kind, sid_name, max_users in variants:
         name = f"{args.dataset}_{kind}_{sid_name}"
         run_dir = variant_run_dir(args.root, args.data_run, Path(sids[sid_name]), name)
         print(f"== {name} ({run_dir})", file=sys.stderr)
         start = time.perf_counter()
-        entry = run_variant(kind, configs[spec], run_dir, max_users, args.threads, args.engine)
+        entry = run_variant(kind, configs[kind], run_dir, max_users, args.threads, args.engine)
         entry.update(sid_map=sids[sid_name], total_wall_s=round(time.perf_counter() - start, 1))
         entry["reference_same_users"] = {ref: same_users_metrics(Path(path), run_dir, kind)
                                          for ref, path in (item.split("=", 1) for item in args.compare)}

@@ -41,7 +41,7 @@ class EmbedConfig(StrictModel):
         "as LETTER argues SIDs need; needs `sasrec` in baselines.systems). none: content only")
     collab_weight: float = Field(0.5, ge=0.0, le=1.0, description="collaborative share w: the vector becomes "
                                  "[sqrt(1-w) fused, sqrt(w) sasrec]; 1 = SIDs from SASRec alone. 0.5 was best of "
-                                 "0.25-1.0 on scientific (BENCHMARKS.md, SFT)")
+                                 "0.25-1.0 on scientific, level with 0.75 on beauty (BENCHMARKS.md, SFT)")
     image_emb: Path | None = Field(
         None, description="optional image vectors: .safetensors (tensor `image`, metadata item_ids) or .npz "
         "(arrays item_ids, embeddings); appended to the fused vector, zeros for items without one")
