@@ -34,7 +34,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from genrec.artifacts import command_line, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.data import load_sequences
-from genrec.decode.hf_beam import beam_generation_config, left_pad
+from genrec.decode.hf_beam import beam_generation_config, distinct_items, left_pad
 from genrec.decode.trie import SidTrie, SidTrieLogitsProcessor
 from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs, write_recs
@@ -74,15 +74,9 @@ def t5_beam_search(model: T5ForConditionalGeneration, prompts: list[list[int]], 
             input_ids, mask = left_pad([prompts[i] for i in chunk], pad)
             out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
                                  logits_processor=LogitsProcessorList([processor]))
-            sids = out.sequences[:, 1:1 + trie.depth].tolist()
-            scores = out.sequences_scores.tolist()
-            for row, i in enumerate(chunk):
-                ranked: dict[str, float] = {}
-                for beam in range(row * num_beams, (row + 1) * num_beams):
-                    item = trie.item_for(sids[beam])
-                    if item is not None and scores[beam] != float("-inf") and item not in ranked:
-                        ranked[item] = scores[beam]
-                results[i] = sorted(ranked, key=lambda it: -ranked[it])[:k]
+            ranked = distinct_items(out.sequences[:, 1:1 + trie.depth], out.sequences_scores, trie, num_beams)
+            for i, items in zip(chunk, ranked, strict=True):
+                results[i] = [item for item, _ in items[:k]]
     finally:
         model.generation_config = saved
     return results

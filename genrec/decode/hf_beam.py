@@ -77,15 +77,21 @@ def _search_rows(model: PreTrainedModel, rows: Sequence[Sequence[int]], prefix_l
     processor = SidTrieLogitsProcessor(trie, prompt_len=sid_start)
     out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
                          generation_config=gen_config, logits_processor=LogitsProcessorList([processor]))
-    sids = out.sequences[:, sid_start:sid_start + trie.depth].cpu().tolist()
-    scores = out.sequences_scores.cpu().tolist()
+    return distinct_items(out.sequences[:, sid_start:sid_start + trie.depth], out.sequences_scores, trie, num_beams)
+
+
+def distinct_items(sids: torch.Tensor, scores: torch.Tensor, trie: SidTrie,
+                   num_beams: int) -> list[list[tuple[str, float]]]:
+    """`generate`'s beams (`num_beams` consecutive rows per prompt: SID tokens and summed log-probs) -> per prompt,
+    its distinct complete items with their best beam's score, best first."""
+    sids_list, scores_list = sids.cpu().tolist(), scores.cpu().tolist()
     results = []
-    for row in range(len(rows)):
+    for first in range(0, len(sids_list), num_beams):
         ranked: dict[str, float] = {}
-        for beam in range(row * num_beams, (row + 1) * num_beams):
-            item = trie.item_for(sids[beam])
-            if item is not None and scores[beam] != float("-inf") and item not in ranked:
-                ranked[item] = scores[beam]
+        for beam in range(first, first + num_beams):
+            item = trie.item_for(sids_list[beam])
+            if item is not None and scores_list[beam] != float("-inf") and item not in ranked:
+                ranked[item] = scores_list[beam]
         results.append(sorted(ranked.items(), key=lambda kv: -kv[1]))
     return results
 
