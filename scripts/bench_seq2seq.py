@@ -13,7 +13,7 @@ explicit) and the same test scoring. The encoder reads the prompt; the decoder s
         --compare sasrec=runs/scientific_text/eval/sasrec/recs.jsonl
 
 Writes `benchmarks/results/seq2seq_<dataset>.json` (one entry per `--name`, merged) and `<out>/recs.jsonl`. A killed
-run resumes from its newest epoch checkpoint in `<out>/trainer/`.
+run resumes from its newest epoch checkpoint in `<out>/trainer/` (its `train_wall_s` then counts the resumed part).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -53,8 +54,7 @@ def t5_model(vocab_size: int, pad: int, eos: int, start: int, args: argparse.Nam
     config = T5Config(vocab_size=vocab_size, d_model=args.hidden, d_kv=args.d_kv or args.hidden // args.heads,
                       d_ff=args.ff, num_layers=args.encoder_layers, num_decoder_layers=args.decoder_layers,
                       num_heads=args.heads, dropout_rate=args.dropout, feed_forward_proj=args.ff_act,
-                      tie_word_embeddings=True,
-                      pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=start)
+                      tie_word_embeddings=True, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=start)
     return T5ForConditionalGeneration(config).to(torch.float32)
 
 
@@ -84,10 +84,25 @@ def t5_beam_search(model: T5ForConditionalGeneration, prompts: list[list[int]], 
 
 def probe_ndcg(model: T5ForConditionalGeneration, prompts: list[list[int]], users: list[str], targets: dict[str, str],
                trie: SidTrie, start: int, pad: int, args: argparse.Namespace) -> dict[str, float]:
+    """HR/NDCG@5/10 of the model's beam search on the validation probe (the checkpoint-choice signal)."""
     model.eval()
     recs = dict(zip(users, t5_beam_search(model, prompts, trie, start, pad, args.num_beams, args.num_beams,
                                           args.eval_batch_size), strict=True))
     return topk_metrics(recs, targets, [5, 10])
+
+
+def choose_average(model: T5ForConditionalGeneration, trainer_dir: Path, probe: Callable[[], dict[str, float]],
+                   average_top: int) -> tuple[list[dict], list[dict]]:
+    """Probe every epoch checkpoint, then load the uniform average of the `average_top` best by NDCG@10 (ties: the
+    later step) into `model`. Returns the probe curve and the averaged entries."""
+    curve = []
+    for checkpoint in sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        load_average(model, [checkpoint])
+        curve.append({"step": int(checkpoint.name.split("-")[1]), **probe()})
+        print(json.dumps(curve[-1]), file=sys.stderr)
+    best = sorted(curve, key=lambda c: (c["ndcg@10"], c["step"]), reverse=True)[:average_top]
+    load_average(model, [trainer_dir / f"checkpoint-{c['step']}" for c in best])
+    return curve, best
 
 
 def main() -> None:
@@ -161,16 +176,11 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None)
     train_wall = time.perf_counter() - started
 
-    # checkpoint choice: probe every epoch checkpoint on the validation users, average the best ones
-    curve = []
-    for checkpoint in sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        load_average(model, [checkpoint])
-        curve.append({"step": int(checkpoint.name.split("-")[1]),
-                      **probe_ndcg(model, valid_prompts, valid_users, valid_targets, trie, start, pad, args)})
-        print(json.dumps(curve[-1]), file=sys.stderr)
-    best = sorted(curve, key=lambda c: (c["ndcg@10"], c["step"]), reverse=True)[:args.average_top]
-    load_average(model, [trainer_dir / f"checkpoint-{c['step']}" for c in best])
-    chosen = probe_ndcg(model, valid_prompts, valid_users, valid_targets, trie, start, pad, args)
+    def probe() -> dict[str, float]:
+        return probe_ndcg(model, valid_prompts, valid_users, valid_targets, trie, start, pad, args)
+
+    curve, best = choose_average(model, trainer_dir, probe, args.average_top)
+    chosen = probe()
 
     test = sequences[sequences["split"] == "test"]
     if args.test_users:
