@@ -5,7 +5,7 @@ This script measures whether the model class matters on our data, changing nothi
 SID map, tokenizer and prompt tokens (genrec's `ExampleBuilder`: `<bos>` history SIDs `<ans>` -> SID `<eos>`), the
 same optimiser recipe (AdamW, cosine schedule with warm-up, label smoothing, batch 256), the same checkpoint choice
 (validation-probe NDCG@10 on a seeded user sample, uniform average of the best `--average-top` epoch checkpoints),
-the same trie-constrained beam search (genrec's `SidTrieLogitsProcessor`, 20 beams, every generation parameter
+the same trie-constrained beam search (genrec's `constrained_beam_search`, 20 beams, every generation parameter
 explicit) and the same test scoring. The encoder reads the prompt; the decoder starts from `<ans>` and writes the SID.
 
     OMP_NUM_THREADS=1 python scripts/bench_seq2seq.py --dataset scientific --data-run runs/scientific_text \
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import (DataCollatorForSeq2Seq, LogitsProcessorList, T5Config, T5ForConditionalGeneration, Trainer,
-                          TrainingArguments, set_seed)
+from transformers import (DataCollatorForSeq2Seq, T5Config, T5ForConditionalGeneration, Trainer, TrainingArguments,
+                          set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from genrec.artifacts import command_line, machine_description, write_json_merged
 from genrec.config import REPO_ROOT
 from genrec.data import load_sequences
-from genrec.decode.hf_beam import beam_generation_config, distinct_items, left_pad
-from genrec.decode.trie import SidTrie, SidTrieLogitsProcessor
+from genrec.decode.hf_beam import constrained_beam_search
+from genrec.decode.trie import SidTrie
 from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
 from genrec.eval.recs import read_recs, write_recs
 from genrec.model.config import ModelInfo
@@ -45,6 +45,7 @@ from genrec.model.sources import read_sid_map
 from genrec.model.tokenizer import ans_token_id, scratch_tokenizer
 from genrec.train.checkpoint_average import load_average
 from genrec.train.sft_data import ExampleBuilder, SftSources, history_examples, train_examples, valid_sample
+from genrec.train.sft_trainer import RankingProbe
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -56,39 +57,6 @@ def t5_model(vocab_size: int, pad: int, eos: int, start: int, args: argparse.Nam
                       num_heads=args.heads, dropout_rate=args.dropout, feed_forward_proj=args.ff_act,
                       tie_word_embeddings=True, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=start)
     return T5ForConditionalGeneration(config).to(torch.float32)
-
-
-@torch.inference_mode()
-def t5_beam_search(model: T5ForConditionalGeneration, prompts: list[list[int]], trie: SidTrie, start: int, pad: int,
-                   num_beams: int, k: int, batch_size: int) -> list[list[str]]:
-    """Per prompt, the top-k distinct valid items (summed raw log-probs of the SID tokens), best first."""
-    config = beam_generation_config(num_beams, trie.depth, pad, trie.eos_token_id)
-    config.decoder_start_token_id = start
-    processor = SidTrieLogitsProcessor(trie, prompt_len=1)  # decoder rows: <ans> then the SID
-    saved, model.generation_config = model.generation_config, config  # nothing inherited from the model
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    results: list[list[str]] = [[] for _ in prompts]
-    try:
-        for first in range(0, len(order), batch_size):
-            chunk = order[first:first + batch_size]
-            input_ids, mask = left_pad([prompts[i] for i in chunk], pad)
-            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
-                                 logits_processor=LogitsProcessorList([processor]))
-            ranked = distinct_items(out.sequences[:, 1:1 + trie.depth], out.sequences_scores, trie, num_beams)
-            for i, items in zip(chunk, ranked, strict=True):
-                results[i] = [item for item, _ in items[:k]]
-    finally:
-        model.generation_config = saved
-    return results
-
-
-def probe_ndcg(model: T5ForConditionalGeneration, prompts: list[list[int]], users: list[str], targets: dict[str, str],
-               trie: SidTrie, start: int, pad: int, args: argparse.Namespace) -> dict[str, float]:
-    """HR/NDCG@5/10 of the model's beam search on the validation probe (the checkpoint-choice signal)."""
-    model.eval()
-    recs = dict(zip(users, t5_beam_search(model, prompts, trie, start, pad, args.num_beams, args.num_beams,
-                                          args.eval_batch_size), strict=True))
-    return topk_metrics(recs, targets, [5, 10])
 
 
 def choose_average(model: T5ForConditionalGeneration, trainer_dir: Path, probe: Callable[[], dict[str, float]],
@@ -157,9 +125,10 @@ def main() -> None:
     train, _ = train_examples(builder, {"history": 1.0}, args.seed)
     dataset = Dataset.from_dict({"input_ids": [p for p, _ in train], "labels": [c for _, c in train]})
     valid_rows = valid_sample(sequences, args.valid_users, args.seed)
-    valid_prompts = [prompt for prompt, _ in history_examples(builder, valid_rows)]
-    valid_users = list(valid_rows["user_id"])
-    valid_targets = dict(zip(valid_rows["user_id"], valid_rows["target"], strict=True))
+    probe = RankingProbe(users=list(valid_rows["user_id"]),
+                         prompts=[prompt for prompt, _ in history_examples(builder, valid_rows)],
+                         targets=dict(zip(valid_rows["user_id"], valid_rows["target"], strict=True)), trie=trie,
+                         num_beams=args.num_beams, batch_size=args.eval_batch_size)
 
     trainer_dir = args.out / "trainer"
     training = TrainingArguments(
@@ -176,11 +145,8 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None)
     train_wall = time.perf_counter() - started
 
-    def probe() -> dict[str, float]:
-        return probe_ndcg(model, valid_prompts, valid_users, valid_targets, trie, start, pad, args)
-
-    curve, best = choose_average(model, trainer_dir, probe, args.average_top)
-    chosen = probe()
+    curve, best = choose_average(model, trainer_dir, lambda: probe.metrics(model), args.average_top)
+    chosen = probe.metrics(model)
 
     test = sequences[sequences["split"] == "test"]
     if args.test_users:
@@ -188,10 +154,11 @@ def main() -> None:
     prompts = [prompt for prompt, _ in history_examples(builder, test)]
     users = list(test["user_id"])
     started = time.perf_counter()
-    ranked = t5_beam_search(model, prompts, trie, start, pad, args.num_beams, args.num_beams, args.eval_batch_size)
+    model.eval()
+    ranked = constrained_beam_search(model, prompts, trie, args.num_beams, args.num_beams, args.eval_batch_size)
     rec_wall = time.perf_counter() - started
     recs_path = args.out / "recs.jsonl"
-    write_recs(recs_path, zip(users, ranked, strict=True))
+    write_recs(recs_path, ((user, [item for item, _ in items]) for user, items in zip(users, ranked, strict=True)))
     recs = read_recs(recs_path)
     targets = dict(zip(test["user_id"], test["target"], strict=True))
     ours = user_ndcg(recs, targets)

@@ -69,11 +69,18 @@ def _pad_id(model: PreTrainedModel, trie: SidTrie) -> int:
 def _search_rows(model: PreTrainedModel, rows: Sequence[Sequence[int]], prefix_len: int, trie: SidTrie,
                  num_beams: int) -> list[list[tuple[str, float]]]:
     """One `generate` call. Each row is a prompt followed by a forced SID prefix of `prefix_len` tokens; per
-    row, its distinct complete items with the summed log-probs of the generated tokens, best first."""
+    row, its distinct complete items with the summed log-probs of the generated tokens, best first. An
+    encoder-decoder model reads the prompt in its encoder and writes the SID after its decoder start token."""
     pad = _pad_id(model, trie)
     input_ids, attention_mask = left_pad(rows, pad)
-    sid_start = input_ids.shape[1] - prefix_len
     gen_config = beam_generation_config(num_beams, trie.depth - prefix_len, pad, trie.eos_token_id)
+    if model.config.is_encoder_decoder:
+        if prefix_len:
+            raise ValueError("forced SID prefixes (interest decoding) need a decoder-only model")
+        gen_config.decoder_start_token_id = model.config.decoder_start_token_id
+        sid_start = 1
+    else:
+        sid_start = input_ids.shape[1] - prefix_len
     processor = SidTrieLogitsProcessor(trie, prompt_len=sid_start)
     out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
                          generation_config=gen_config, logits_processor=LogitsProcessorList([processor]))

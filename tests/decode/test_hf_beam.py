@@ -7,13 +7,16 @@ import itertools
 import pandas as pd
 import pytest
 import torch
+from transformers import T5Config, T5ForConditionalGeneration
 
-from genrec.decode.hf_beam import constrained_beam_search
+from genrec.decode.hf_beam import constrained_beam_search, search_groups
+from genrec.decode.interest import Group
 from genrec.decode.trie import SidTrie
 from genrec.model.build import build_model
 from genrec.model.config import ModelConfig, ScratchConfig
 from genrec.model.prompt import build_prompt_ids
 from genrec.model.sid_tokens import codes_to_sid, sid_vocabulary
+from genrec.model.tokenizer import ans_token_id, sid_token_ids
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,44 @@ def test_peft_wrapped_model_searches_with_its_adapters(setup) -> None:
     plain = constrained_beam_search(model, prompts, trie, num_beams=8, k=8, batch_size=5)
     assert [[i for i, _ in r] for r in wrapped] == [[i for i, _ in r] for r in merged]
     assert [[round(s, 4) for _, s in r] for r in wrapped] != [[round(s, 4) for _, s in r] for r in plain]
+
+
+@pytest.fixture(scope="module")
+def seq2seq(setup):
+    """A tiny T5 over the same SID tokenizer: the encoder reads the prompt, the decoder starts from `<ans>`."""
+    _, tokenizer, trie, sids, prompts = setup
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, dropout_rate=0.0, feed_forward_proj="gated-silu",
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                      decoder_start_token_id=ans_token_id(tokenizer))
+    return T5ForConditionalGeneration(config).eval(), tokenizer, trie, sids, prompts
+
+
+def test_encoder_decoder_wide_beam_is_exact(seq2seq) -> None:
+    """The SID is read after the decoder's start token: with as many beams as items, the ranking and scores equal
+    the teacher-forced log-probs of every item."""
+    model, tokenizer, trie, sids, prompts = seq2seq
+    results = constrained_beam_search(model, prompts[:3], trie, num_beams=14, k=14, batch_size=2)
+    start = model.config.decoder_start_token_id
+    for prompt, ranked in zip(prompts[:3], results, strict=True):
+        exact = {}
+        for item, sid in zip(trie.item_ids, sids, strict=True):
+            ids = sid_token_ids(tokenizer, sid)
+            with torch.no_grad():
+                decoder = torch.tensor([[start, *ids[:-1]]])
+                logits = model(input_ids=torch.tensor([prompt]), decoder_input_ids=decoder).logits
+            logp = torch.log_softmax(logits[0], -1)
+            exact[item] = sum(logp[j, t].item() for j, t in enumerate(ids))
+        assert [item for item, _ in ranked] == sorted(exact, key=lambda i: -exact[i])
+        for item, score in ranked:
+            assert score == pytest.approx(exact[item], abs=1e-4)
+    assert model.generation_config.decoder_start_token_id == start  # the model's own config is put back
+
+
+def test_encoder_decoder_refuses_forced_prefixes(seq2seq) -> None:
+    model, _, trie, _, prompts = seq2seq
+    group = Group(request=0, interest="x", weight=1.0, prefix=(trie.first_token(trie.item_ids[0]),), prefix_score=0.0,
+                  beams=4, quota=4)
+    with pytest.raises(ValueError, match="decoder-only"):
+        search_groups(model, prompts, [group], trie, batch_size=2)
