@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--rollout", choices=("sample", "beam"), default="sample",
+                        help="sampled rollouts, or each group = the best distinct SIDs of beam search (MiniOneRec)")
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--valid-users", type=int, default=2000)
     parser.add_argument("--test-users", type=int, default=None, help="first N test users (default: all)")
@@ -126,8 +128,9 @@ def main() -> None:
 
     source = args.source.resolve()
     common = dict(steps=args.steps, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
-                  lr=args.lr, beta=args.beta, temperature=args.temperature, eval_every=args.eval_every,
-                  valid_users=args.valid_users, threads=args.threads, rank_only_with_hit=not args.rank_any_target)
+                  lr=args.lr, beta=args.beta, temperature=args.temperature, rollout=args.rollout,
+                  eval_every=args.eval_every, valid_users=args.valid_users, threads=args.threads,
+                  rank_only_with_hit=not args.rank_any_target)
     rules = RewardWeights(rank_penalty=args.rank_weight, interest_reward=0.0)
     variants = {
         f"grpo_rules{args.tag}": GRPOStageConfig(**common, weights=rules),

@@ -21,7 +21,7 @@ from genrec.decode.trie import SidTrie, SidTrieLogitsProcessor
 
 
 @contextlib.contextmanager
-def _blank_generation_config(model: PreTrainedModel) -> Iterator[None]:
+def blank_generation_config(model: PreTrainedModel) -> Iterator[None]:
     """Hide the model's own generation_config (nothing may be inherited from it) during one call."""
     saved = model.generation_config
     model.generation_config = GenerationConfig()
@@ -60,7 +60,7 @@ def _unwrap(model: PreTrainedModel) -> PreTrainedModel:
     return model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: adapters stay active
 
 
-def _pad_id(model: PreTrainedModel, trie: SidTrie) -> int:
+def pad_id(model: PreTrainedModel, trie: SidTrie) -> int:
     if trie.eos_token_id is None:
         raise ValueError("the trie needs eos_token_id")
     return model.config.pad_token_id if model.config.pad_token_id is not None else trie.eos_token_id
@@ -71,7 +71,7 @@ def _search_rows(model: PreTrainedModel, rows: Sequence[Sequence[int]], prefix_l
     """One `generate` call. Each row is a prompt followed by a forced SID prefix of `prefix_len` tokens; per
     row, its distinct complete items with the summed log-probs of the generated tokens, best first. An
     encoder-decoder model reads the prompt in its encoder and writes the SID after its decoder start token."""
-    pad = _pad_id(model, trie)
+    pad = pad_id(model, trie)
     input_ids, attention_mask = left_pad(rows, pad)
     gen_config = beam_generation_config(num_beams, trie.depth - prefix_len, pad, trie.eos_token_id)
     if model.config.is_encoder_decoder:
@@ -118,7 +118,7 @@ def constrained_beam_search(model: PreTrainedModel, prompts: list[list[int]], tr
     model = _unwrap(model)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[tuple[str, float]]] = [[] for _ in prompts]
-    with _blank_generation_config(model):
+    with blank_generation_config(model):
         for first in range(0, len(order), batch_size):
             chunk = order[first:first + batch_size]
             for i, ranked in zip(chunk, _search_rows(model, [prompts[i] for i in chunk], 0, trie, num_beams), strict=True):
@@ -134,7 +134,7 @@ def root_logprobs(model: PreTrainedModel, prompts: Sequence[Sequence[int]], trie
     allowed = torch.tensor(trie.allowed([]), dtype=torch.long)
     out: list[dict[int, float]] = []
     for first in range(0, len(prompts), batch_size):
-        input_ids, mask = left_pad(prompts[first:first + batch_size], _pad_id(model, trie))
+        input_ids, mask = left_pad(prompts[first:first + batch_size], pad_id(model, trie))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows
         logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
                        position_ids=positions.to(model.device)).logits[:, -1].float()
@@ -154,7 +154,7 @@ def search_groups(model: PreTrainedModel, prompts: Sequence[Sequence[int]], grou
     for index, group in enumerate(groups):
         buckets.setdefault((group.beams, len(group.prefix)), []).append(index)
     results: list[list[tuple[str, float]]] = [[] for _ in groups]
-    with _blank_generation_config(model):
+    with blank_generation_config(model):
         for (beams, prefix_len), members in sorted(buckets.items()):
             for first in range(0, len(members), batch_size):
                 chunk = members[first:first + batch_size]

@@ -69,7 +69,10 @@ class GRPOStageConfig(StrictModel):
     num_generations: int = Field(8, ge=2, description="rollouts per prompt (the GRPO group)")
     beta: float = Field(0.04, ge=0, description="KL coefficient to the SFT model (0: no reference model)")
     lr: float = Field(1e-5, gt=0)
-    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+    rollout: Literal["sample", "beam"] = Field(
+        "sample", description="sample: num_generations samples at `temperature`; beam: the num_generations best "
+                              "distinct SIDs of constrained beam search (MiniOneRec), every group different items")
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature (sample rollouts only)")
     num_iterations: int = Field(1, ge=1, description="optimiser passes per rollout batch")
     epsilon: float = Field(0.2, gt=0, description="PPO-style clip range of the policy ratio")
     scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage scaling (trl)")
@@ -98,11 +101,13 @@ class ConstrainedRollout:
     """Stands in for `model.generate` during GRPO: trie-constrained, recording log-probs and validity.
 
     trl calls `model.generate(input_ids=..., attention_mask=..., generation_config=...)` on a left-padded
-    batch, so the SID starts at the padded prompt length.
+    batch in which each prompt fills `num_generations` consecutive rows, so the SID starts at the padded prompt
+    length. With `beam_group` set, those rows are not sampled: each group becomes the `beam_group` best distinct
+    SIDs of constrained beam search on its prompt (MiniOneRec's beam rollouts), best first.
     """
 
-    def __init__(self, model: PreTrainedModel, trie: SidTrie) -> None:
-        self.model, self.trie = model, trie
+    def __init__(self, model: PreTrainedModel, trie: SidTrie, beam_group: int | None = None) -> None:
+        self.model, self.trie, self.beam_group = model, trie, beam_group
         self.original = model.generate
         self.rollouts = 0
         self.invalid = 0
@@ -115,20 +120,47 @@ class ConstrainedRollout:
 
         start = time.perf_counter()
         prompt_len = kwargs["input_ids"].shape[1]
-        processor = SidTrieLogitsProcessor(self.trie, prompt_len=prompt_len)
+        processors = LogitsProcessorList([SidTrieLogitsProcessor(self.trie, prompt_len=prompt_len)])
+        if self.beam_group is not None:
+            sequences = self._beams(kwargs, processors)
+        else:
+            sequences = self._samples(args, kwargs, processors)
+        depth = self.trie.depth
+        sids = sequences[:, prompt_len:prompt_len + depth].tolist()
+        valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]
+        self.rollouts += len(sids)
+        self.invalid += valid.count(False)
+        self.seconds += time.perf_counter() - start
+        return sequences
+
+    def _samples(self, args: tuple, kwargs: dict[str, Any], processors: Any) -> torch.Tensor:
+        """trl's own sampling call, with the trie's processor added."""
         if kwargs.get("generation_config") is not None:  # trl's config; setting both it and kwargs is deprecated
             kwargs["generation_config"] = copy.deepcopy(kwargs["generation_config"])
             kwargs["generation_config"].return_dict_in_generate = True
         else:
             kwargs["return_dict_in_generate"] = True
-        out = self.original(*args, logits_processor=LogitsProcessorList([processor]), **kwargs)
+        return self.original(*args, logits_processor=processors, **kwargs).sequences
+
+    def _beams(self, kwargs: dict[str, Any], processors: Any) -> torch.Tensor:
+        """One constrained beam search per group of identical prompts; its beams fill the group's rows."""
+        import torch
+
+        from genrec.decode.hf_beam import beam_generation_config, blank_generation_config, pad_id
+
+        input_ids, attention_mask, group = kwargs["input_ids"], kwargs["attention_mask"], self.beam_group
+        if input_ids.shape[0] % group or not bool(
+                (input_ids.view(-1, group, input_ids.shape[1]) == input_ids[::group, None]).all()):
+            raise ValueError(f"beam rollouts need each prompt in {group} consecutive rows (num_generations); "
+                             "got a batch that is not grouped so (multi-process GRPO is not supported with beams)")
         depth = self.trie.depth
-        sids = out.sequences[:, prompt_len:prompt_len + depth].tolist()
-        valid = [len(s) == depth and self.trie.item_for(s) is not None for s in sids]
-        self.rollouts += len(sids)
-        self.invalid += valid.count(False)
-        self.seconds += time.perf_counter() - start
-        return out.sequences
+        config = beam_generation_config(group, depth, pad_id(self.model, self.trie), self.trie.eos_token_id)
+        with blank_generation_config(self.model):
+            out = self.original(input_ids=input_ids[::group], attention_mask=attention_mask[::group],
+                                generation_config=config, logits_processor=processors)
+        # ranked by the SID's log-prob alone, as served; then the end of sequence a sampled rollout also ends with
+        sequences = out.sequences[:, :input_ids.shape[1] + depth]
+        return torch.cat([sequences, torch.full_like(sequences[:, :1], self.trie.eos_token_id)], dim=1)
 
     def install(self) -> None:
         self.model.generate = self
@@ -396,7 +428,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
                      for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
     valid_targets = valid_rows["target"].astype(str).tolist()
 
-    rollout = ConstrainedRollout(model, trie)
+    rollout = ConstrainedRollout(model, trie, config.num_generations if config.rollout == "beam" else None)
     funcs, weights = reward_functions(config, run_dir, tokenizer, sid_map, rollout, titles, user_interests, item_interests)
     rollout.install()
     state_dir = trainer_dir(RunPaths(Path(run_dir)).stage_dir("grpo"), config, manifest.inputs, config.resume)
@@ -408,7 +440,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
         output_dir=str(state_dir), max_steps=config.steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         num_generations=config.num_generations, max_completion_length=info.sid_levels + 1,
-        temperature=config.temperature, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,
+        temperature=config.temperature if config.rollout == "sample" else 1.0, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,
         num_iterations=config.num_iterations, epsilon=config.epsilon, scale_rewards=config.scale_rewards,
         reward_weights=weights, logging_steps=1, save_strategy="steps", save_steps=config.eval_every,
         save_total_limit=2, report_to=[], use_cpu=True,

@@ -97,19 +97,21 @@ def test_grpo_stage_end_to_end(tiny_lcrec: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_grpo_with_rule_rewards_only_needs_no_reward_model(tiny_lcrec: Path, tmp_path: Path) -> None:
+    """Also the beam-rollout path through trl's trainer (the end-to-end test above samples)."""
     from typer.testing import CliRunner
 
     from genrec.cli import app
 
     run_dir = tiny_run(tiny_lcrec, tmp_path / "run", interests=False)
     sets = [f"run_dir={run_dir}", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.num_generations=4", "grpo.beta=0",
-            "grpo.weights.interest_reward=0", "grpo.valid_users=4", "grpo.num_beams=10", "grpo.max_prompts=8"]
+            "grpo.weights.interest_reward=0", "grpo.valid_users=4", "grpo.num_beams=10", "grpo.max_prompts=8",
+            "grpo.rollout=beam"]
     result = CliRunner().invoke(app, ["grpo", *[arg for s in sets for arg in ("--set", s)]])
     assert result.exit_code == 0, result.output
     assert "invalid 0" in result.output
     manifest = json.loads((RunPaths(run_dir).stage_dir("grpo") / "manifest.json").read_text())
     assert manifest["metrics"]["reward_terms"] == ["exact_hit", "sid_prefix", "rank_penalty", "invalid_penalty"]
-    assert manifest["counts"]["invalid_rollouts"] == 0
+    assert manifest["counts"]["invalid_rollouts"] == 0 and manifest["counts"]["rollouts"] == 2 * 2 * 4
 
 
 def test_missing_reward_model_is_named(tiny_lcrec: Path, tmp_path: Path) -> None:
@@ -212,3 +214,39 @@ def test_constrained_rollout_keeps_trls_sampling_config_and_yields_valid_sids() 
     assert isinstance(out, torch.Tensor) and out.shape == (4, prompt.shape[1] + 3)
     assert rollout.rollouts == 4 and rollout.invalid == 0
     assert not config.return_dict_in_generate and config.do_sample is True
+
+
+def test_beam_rollouts_are_each_groups_best_distinct_sids_in_order() -> None:
+    """With beam rollouts, each group of identical prompts gets the top `num_generations` items of constrained beam
+    search on that prompt, best first (whatever trl's sampling config says); an ungrouped batch is refused."""
+    from transformers import GenerationConfig
+
+    from genrec.decode.hf_beam import constrained_beam_search
+    from genrec.decode.trie import SidTrie
+    from genrec.train.grpo import ConstrainedRollout
+
+    torch.manual_seed(0)
+    model, tokenizer, info = build_model(ModelConfig(scratch=ScratchConfig(hidden=16, layers=1, heads=2, intermediate=32)),
+                                         sid_vocabulary(SIDS.values()), sid_levels=3)
+    trie = SidTrie.from_sid_map(pd.DataFrame({"item_id": list(SIDS), "sid": list(SIDS.values())}), tokenizer)
+    ans = tokenizer.convert_tokens_to_ids("<ans>")
+    prompts = [[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(["<a_0>", "<b_0>", "<c_0>"]), ans],
+               [tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(["<a_1>", "<b_1>", "<c_1>"]), ans]]
+    group = 4
+    batch = torch.tensor([p for p in prompts for _ in range(group)])
+    sampling = GenerationConfig(do_sample=True, temperature=1.0, max_new_tokens=4, pad_token_id=trie.eos_token_id)
+    rollout = ConstrainedRollout(model, trie, beam_group=group)
+    rollout.install()
+    try:
+        out = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch), generation_config=sampling)
+        with pytest.raises(ValueError, match="consecutive rows"):
+            model.generate(input_ids=batch.flip(0)[1:5], attention_mask=torch.ones_like(batch[1:5]),
+                           generation_config=sampling)
+    finally:
+        rollout.uninstall()
+    assert out.shape == (len(prompts) * group, batch.shape[1] + 4)
+    assert (out[:, -1] == trie.eos_token_id).all()  # the SID, then end of sequence
+    items = [trie.item_for(row) for row in out[:, batch.shape[1]:batch.shape[1] + 3].tolist()]
+    expected = constrained_beam_search(model, prompts, trie, num_beams=group, k=group, batch_size=2)
+    assert items == [item for ranked in expected for item, _ in ranked]
+    assert len(set(items[:group])) == group and rollout.rollouts == len(prompts) * group and rollout.invalid == 0
