@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--valid-users", type=int, default=2000)
     parser.add_argument("--test-users", type=int, default=None, help="first N test users (default: all)")
     parser.add_argument("--rank-weight", type=float, default=0.2)
+    parser.add_argument("--prefix-weight", type=float, default=0.5, help="SID-prefix partial credit (0: off)")
     parser.add_argument("--rank-any-target", action="store_true",
                         help="rank penalty also in groups without a hit (the policy scores the unsampled target)")
     parser.add_argument("--interest-weight", type=float, default=0.5)
@@ -131,7 +132,7 @@ def main() -> None:
                   lr=args.lr, beta=args.beta, temperature=args.temperature, rollout=args.rollout,
                   eval_every=args.eval_every, valid_users=args.valid_users, threads=args.threads,
                   rank_only_with_hit=not args.rank_any_target)
-    rules = RewardWeights(rank_penalty=args.rank_weight, interest_reward=0.0)
+    rules = RewardWeights(rank_penalty=args.rank_weight, sid_prefix=args.prefix_weight, interest_reward=0.0)
     variants = {
         f"grpo_rules{args.tag}": GRPOStageConfig(**common, weights=rules),
         f"grpo_interest{args.tag}": GRPOStageConfig(

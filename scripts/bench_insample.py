@@ -1,0 +1,72 @@
+"""How well an SFT checkpoint already ranks GRPO's training prompts, beside validation users.
+
+GRPO rewards hits on training rows (`grpo.max_prompts` of them, drawn with `grpo.seed`). If the SFT model ranks those
+far better than held-out users, RL on them mostly sharpens memorised targets. Same probe (constrained beam search,
+NDCG/HR@5/10) on the first `--rows` of GRPO's training sample and of its validation sample.
+
+    OMP_NUM_THREADS=1 python scripts/bench_insample.py --run runs/scientific_text
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from genrec.artifacts import RunPaths, command_line, machine_description, write_json
+from genrec.config import REPO_ROOT
+from genrec.train.grpo import GRPOStageConfig
+
+
+def split_metrics(run_dir: Path, rows: int, grpo: GRPOStageConfig, num_beams: int) -> dict[str, dict[str, float]]:
+    """Probe metrics of `run_dir`'s SFT checkpoint on GRPO's training prompts and on validation users."""
+    import torch
+
+    from genrec.data import load_sequences
+    from genrec.decode.trie import SidTrie
+    from genrec.model.checkpoint import load_checkpoint
+    from genrec.model.sources import HistoryPrompts, read_sid_map
+    from genrec.train.grpo import sample_rows
+    from genrec.train.sft_trainer import RankingProbe
+
+    torch.set_num_threads(grpo.threads)
+    paths = RunPaths(run_dir)
+    model, tokenizer, info = load_checkpoint(paths.sft_ckpt)
+    sid_map = read_sid_map(paths.sid_map)
+    trie = SidTrie.from_sid_map(sid_map, tokenizer)
+    prompts = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
+    sequences = load_sequences(run_dir)
+    samples = {"train": sample_rows(sequences, "train", grpo.max_prompts, grpo.seed),
+               "valid": sample_rows(sequences, "valid", grpo.valid_users, grpo.seed)}
+    metrics = {}
+    for split, sample in samples.items():
+        sample = sample.head(rows)
+        probe = RankingProbe(users=[str(i) for i in range(len(sample))],
+                             prompts=[prompts.for_user(u, list(h)) for u, h in zip(sample["user_id"], sample["history"],
+                                                                                   strict=True)],
+                             targets={str(i): str(t) for i, t in enumerate(sample["target"])}, trie=trie,
+                             num_beams=num_beams, batch_size=grpo.eval_batch_size)
+        metrics[split] = {**probe.metrics(model), "rows": len(sample)}
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="run folder with data, sid and sft/ckpt")
+    parser.add_argument("--rows", type=int, default=2000, help="rows probed per split")
+    parser.add_argument("--valid-users", type=int, default=2000, help="GRPO's validation sample (grpo.valid_users)")
+    parser.add_argument("--num-beams", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/insample_<run name>.json")
+    args = parser.parse_args()
+    grpo = GRPOStageConfig(valid_users=args.valid_users, threads=args.threads)
+    metrics = split_metrics(args.run, args.rows, grpo, args.num_beams)
+    out = args.out or REPO_ROOT / "benchmarks" / "results" / f"insample_{args.run.name}.json"
+    write_json(out, {"command": command_line(), "machine": machine_description(),
+                     "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run),
+                     "grpo_sample": {"max_prompts": grpo.max_prompts, "seed": grpo.seed}, "metrics": metrics})
+    print(metrics)
+
+
+if __name__ == "__main__":
+    main()
