@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20, help="candidates taken from each member's list")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="folder for the ensemble's recs.jsonl")
+    parser.add_argument("--results", type=Path, default=None, help="default benchmarks/results/ensemble_<dataset>.json")
     args = parser.parse_args()
     members = [parse_member(spec) for spec in args.member]
     if len(members) < 2:
@@ -120,7 +121,7 @@ def main() -> None:
         "candidates_per_user": sum(sizes) / len(sizes), "rerank_wall_s": round(wall, 1),
         "users_per_s": round(len(test) / wall, 2),
     }
-    write_json(REPO_ROOT / "benchmarks" / "results" / f"ensemble_{args.dataset}.json", result)
+    write_json(args.results or REPO_ROOT / "benchmarks" / "results" / f"ensemble_{args.dataset}.json", result)
     print({name: round(m["ndcg@10"], 4) for name, m in result["metrics"].items()})
 
 
