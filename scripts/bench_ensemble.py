@@ -9,7 +9,8 @@ NDCG@10 difference to each; candidates per user; wall time).
 
     OMP_NUM_THREADS=1 python scripts/bench_ensemble.py --dataset scientific --run runs/scientific_text \
         --member s42=runs/scientific_text/sft/ckpt,runs/scientific_text/eval/sft/recs.jsonl \
-        --member s45=runs/sft_map2/scientific_scratch_map2avg3s45/sft/ckpt,runs/sft_map2/.../recs.jsonl \
+        --member s45=runs/sft_map2/scientific_scratch_map2avg3s45/sft/ckpt,\
+runs/sft_map2/scientific_scratch_map2avg3s45/eval/sft_scratch/recs.jsonl \
         --compare sasrec=runs/scientific_text/eval/sasrec/recs.jsonl --out runs/ensemble_scientific
 """
 
