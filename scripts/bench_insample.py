@@ -18,16 +18,15 @@ from genrec.config import REPO_ROOT
 from genrec.train.grpo import GRPOStageConfig
 
 
-def split_metrics(run_dir: Path, rows: int, grpo: GRPOStageConfig, num_beams: int) -> dict[str, dict[str, float]]:
-    """Probe metrics of `run_dir`'s SFT checkpoint on GRPO's training prompts and on validation users."""
+def split_metrics(run_dir: Path, rows: int, grpo: GRPOStageConfig) -> dict[str, dict[str, float]]:
+    """Probe metrics of `run_dir`'s SFT checkpoint on GRPO's training prompts and on its validation users."""
     import torch
 
     from genrec.data import load_sequences
     from genrec.decode.trie import SidTrie
     from genrec.model.checkpoint import load_checkpoint
     from genrec.model.sources import HistoryPrompts, read_sid_map
-    from genrec.train.grpo import sample_rows
-    from genrec.train.sft_trainer import RankingProbe
+    from genrec.train.grpo import prompt_rows, rows_probe
 
     torch.set_num_threads(grpo.threads)
     paths = RunPaths(run_dir)
@@ -35,18 +34,10 @@ def split_metrics(run_dir: Path, rows: int, grpo: GRPOStageConfig, num_beams: in
     sid_map = read_sid_map(paths.sid_map)
     trie = SidTrie.from_sid_map(sid_map, tokenizer)
     prompts = HistoryPrompts.from_run(run_dir, tokenizer, info, sid_map)
-    sequences = load_sequences(run_dir)
-    samples = {"train": sample_rows(sequences, "train", grpo.max_prompts, grpo.seed),
-               "valid": sample_rows(sequences, "valid", grpo.valid_users, grpo.seed)}
     metrics = {}
-    for split, sample in samples.items():
+    for split, sample in zip(("train", "valid"), prompt_rows(load_sequences(run_dir), grpo), strict=True):
         sample = sample.head(rows)
-        probe = RankingProbe(users=[str(i) for i in range(len(sample))],
-                             prompts=[prompts.for_user(u, list(h)) for u, h in zip(sample["user_id"], sample["history"],
-                                                                                   strict=True)],
-                             targets={str(i): str(t) for i, t in enumerate(sample["target"])}, trie=trie,
-                             num_beams=num_beams, batch_size=grpo.eval_batch_size)
-        metrics[split] = {**probe.metrics(model), "rows": len(sample)}
+        metrics[split] = {**rows_probe(prompts, sample, trie, grpo).metrics(model), "rows": len(sample)}
     return metrics
 
 
@@ -59,8 +50,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/insample_<run name>.json")
     args = parser.parse_args()
-    grpo = GRPOStageConfig(valid_users=args.valid_users, threads=args.threads)
-    metrics = split_metrics(args.run, args.rows, grpo, args.num_beams)
+    grpo = GRPOStageConfig(valid_users=args.valid_users, num_beams=args.num_beams, threads=args.threads)
+    metrics = split_metrics(args.run, args.rows, grpo)
     out = args.out or REPO_ROOT / "benchmarks" / "results" / f"insample_{args.run.name}.json"
     write_json(out, {"command": command_line(), "machine": machine_description(),
                      "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run),

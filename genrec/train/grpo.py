@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from genrec.model.config import ModelInfo
     from genrec.model.sources import HistoryPrompts
     from genrec.train.rewards import PolicyScores, RewardFunc
+    from genrec.train.sft_trainer import RankingProbe
 
 
 class RewardWeights(StrictModel):
@@ -252,19 +253,30 @@ def sample_rows(sequences: pd.DataFrame, split: str, limit: int | None, seed: in
     return rows.reset_index(drop=True)
 
 
-def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, trie: SidTrie, prompts: list[list[int]],
-               targets: list[str], config: GRPOStageConfig, state_dir: Path, resume_step: int | None,
-               ) -> tuple[Any, Any]:
+def prompt_rows(sequences: pd.DataFrame, config: GRPOStageConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GRPO's training rows (the prompts it rewards) and its validation rows (the checkpoint choice), seeded."""
+    return (sample_rows(sequences, "train", config.max_prompts, config.seed),
+            sample_rows(sequences, "valid", config.valid_users, config.seed))
+
+
+def rows_probe(prompts: HistoryPrompts, rows: pd.DataFrame, trie: SidTrie, config: GRPOStageConfig) -> RankingProbe:
+    """The ranking probe (constrained beam search, NDCG/HR@5/10) over sampled rows, one probe user per row."""
+    from genrec.train.sft_trainer import RankingProbe
+
+    return RankingProbe(users=[str(i) for i in range(len(rows))],
+                        prompts=[prompts.for_user(u, list(h)) for u, h in zip(rows["user_id"], rows["history"],
+                                                                              strict=True)],
+                        targets={str(i): str(t) for i, t in enumerate(rows["target"])}, trie=trie,
+                        num_beams=config.num_beams, batch_size=config.eval_batch_size)
+
+
+def _callbacks(model: PreTrainedModel, rollout: ConstrainedRollout, probe: RankingProbe, config: GRPOStageConfig,
+               state_dir: Path, resume_step: int | None) -> tuple[Any, Any]:
     """(validation callback keeping the best weights, rich progress callback)."""
     import torch
     from transformers import TrainerCallback
 
     from genrec.progress import progress_bar
-    from genrec.train.sft_trainer import RankingProbe
-
-    probe = RankingProbe(users=[str(i) for i in range(len(prompts))], prompts=prompts,
-                         targets={str(i): t for i, t in enumerate(targets)}, trie=trie, num_beams=config.num_beams,
-                         batch_size=config.eval_batch_size)
 
     class Validation(TrainerCallback):
         """NDCG@10 on validation at step 0 and every `eval_every` steps. The best weights and the curve (each
@@ -418,17 +430,14 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
         user_interests, item_interests = interest_tables(pd.read_parquet(paths.interests_labelled))
 
     sequences = load_sequences(run_dir)
-    train_rows = sample_rows(sequences, "train", config.max_prompts, config.seed)
+    train_rows, valid_rows = prompt_rows(sequences, config)
     dataset = Dataset.from_dict({
         "prompt": [prompt_text(prompts, u, list(h))
                    for u, h in zip(train_rows["user_id"], train_rows["history"], strict=True)],
         "target": train_rows["target"].astype(str).tolist(),
         "user_id": train_rows["user_id"].astype(str).tolist(),
     })
-    valid_rows = sample_rows(sequences, "valid", config.valid_users, config.seed)
-    valid_prompts = [prompts.for_user(u, list(h))
-                     for u, h in zip(valid_rows["user_id"], valid_rows["history"], strict=True)]
-    valid_targets = valid_rows["target"].astype(str).tolist()
+    probe = rows_probe(prompts, valid_rows, trie, config)
 
     beam_group = config.num_generations if config.rollout == "beam" else None
     rollout = ConstrainedRollout(model, trie, beam_group)
@@ -437,8 +446,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     state_dir = trainer_dir(RunPaths(Path(run_dir)).stage_dir("grpo"), config, manifest.inputs, config.resume)
     last = get_last_checkpoint(str(state_dir)) if config.resume else None
     resume_step = int(last.rsplit("-", 1)[1]) if last else None
-    validation, progress = _callbacks(model, rollout, trie, valid_prompts, valid_targets, config, state_dir,
-                                      resume_step)
+    validation, progress = _callbacks(model, rollout, probe, config, state_dir, resume_step)
     args = GRPOConfig(
         output_dir=str(state_dir), max_steps=config.steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
@@ -460,7 +468,7 @@ def train(config: GRPOStageConfig, run_dir: Path, manifest: Manifest) -> None:
     manifest.outputs.append(str(paths.grpo_ckpt))
     manifest.counts.update(
         steps=int(trainer.state.global_step), best_step=int(validation.best_step), train_prompts=len(dataset),
-        valid_users=len(valid_prompts), rollouts=rollout.rollouts, invalid_rollouts=rollout.invalid,
+        valid_users=len(valid_rows), rollouts=rollout.rollouts, invalid_rollouts=rollout.invalid,
         users_with_interests=len(user_interests),
         prompts_with_interests=sum(u in user_interests for u in dataset["user_id"]), resumed=int(last is not None),
     )

@@ -30,7 +30,7 @@ def test_probes_both_samples_with_the_asked_sizes(tiny_lcrec: Path, tmp_path: Pa
     save_checkpoint(model, tokenizer, info, paths.sft_ckpt)
 
     bench = load_script("bench_insample")
-    metrics = bench.split_metrics(run_dir, rows=3, grpo=GRPOStageConfig(valid_users=2, threads=1), num_beams=10)
+    metrics = bench.split_metrics(run_dir, rows=3, grpo=GRPOStageConfig(valid_users=2, num_beams=10, threads=1))
     assert metrics["train"]["rows"] == 3 and metrics["valid"]["rows"] == 2  # the validation sample caps the probe
     for split in ("train", "valid"):
         assert 0.0 <= metrics[split]["ndcg@10"] <= metrics[split]["hr@10"] <= 1.0
