@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +110,43 @@ def top_items(model: SASRec, histories: torch.Tensor, k: int) -> torch.Tensor:
         hidden = model(histories[start:start + EVAL_BATCH])[:, -1]
         out.append(model.logits(hidden).topk(k, dim=1).indices + 1)
     return torch.cat(out)
+
+
+@torch.no_grad()
+def ensemble_top_items(models: Sequence[SASRec], histories: torch.Tensor, k: int) -> torch.Tensor:
+    """[U, k] item indices (1-based), best first, by the models' mean log p(item | history) over all items: the
+    full ranking of a seed ensemble (one model ranks as `top_items`, up to ties)."""
+    for model in models:
+        model.eval()
+    out = []
+    for start in range(0, len(histories), EVAL_BATCH):
+        batch = histories[start:start + EVAL_BATCH]
+        scores = sum(model.logits(model(batch)[:, -1]).log_softmax(dim=1) for model in models) / len(models)
+        out.append(scores.topk(k, dim=1).indices + 1)
+    return torch.cat(out)
+
+
+def load_sasrec(path: Path) -> tuple[SASRec, list[str]]:
+    """A SASRec saved by `fit_and_recommend` (`model.pt`), in eval mode, and its item ids in index order."""
+    saved = torch.load(path, weights_only=False)
+    model = SASRec(len(saved["item_ids"]), SASRecConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved["item_ids"]
+
+
+def ensemble_recommend(paths: Sequence[Path], sequences: pd.DataFrame, k: int) -> dict[str, list[str]]:
+    """Top-k test recommendations of the saved SASRecs at `paths` ranked together (`ensemble_top_items`); the
+    members must share one item table (same items, same order)."""
+    loaded = [load_sasrec(Path(path)) for path in paths]
+    item_ids = loaded[0][1]
+    for path, (_, other) in zip(paths[1:], loaded[1:], strict=True):
+        if other != item_ids:
+            raise ValueError(f"{path}: another item table than {paths[0]}; ensemble members must share the items")
+    models = [model for model, _ in loaded]
+    index = {item: i + 1 for i, item in enumerate(item_ids)}
+    users, histories, _ = _split_rows(sequences, "test", index, models[0].pos_emb.num_embeddings)
+    top = ensemble_top_items(models, histories, k) - 1
+    return {user: [item_ids[i] for i in row] for user, row in zip(users, top.tolist(), strict=True)}
 
 
 def _train_epoch(model: SASRec, optim: torch.optim.Optimizer, windows: torch.Tensor, batch_size: int,

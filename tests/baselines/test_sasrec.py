@@ -11,7 +11,8 @@ import torch
 
 from genrec.baselines.config import SASRecConfig
 from genrec.baselines.mostpop import most_popular
-from genrec.baselines.sasrec import SASRec, fit_and_recommend, training_windows
+from genrec.baselines.sasrec import (SASRec, ensemble_recommend, fit_and_recommend, load_sasrec, top_items,
+                                     training_windows)
 from genrec.data.split import leave_one_out
 from genrec.eval.metrics import topk_metrics
 
@@ -74,6 +75,35 @@ def test_same_seed_same_recommendations(fitted, tmp_path: Path) -> None:
     again = fit_and_recommend(CFG, items, sequences, 10, tmp_path)
     assert again.recs == first.recs
     assert again.summary["history"] == first.summary["history"]
+
+
+def test_seed_ensemble_ranks_by_the_mean_log_prob_and_one_model_ranks_as_itself(fitted, tmp_path: Path) -> None:
+    items, sequences, out, first = fitted
+    # the same model twice is that model: its own test lists
+    assert ensemble_recommend([out / "model.pt", out / "model.pt"], sequences, 10) == first.recs
+    # a barely trained second seed differs; together they rank by the mean of the two log-softmaxes
+    short = CFG.model_copy(update={"seed": 8, "epochs": 2})
+    fit_and_recommend(short, items, sequences, 10, tmp_path)
+    together = ensemble_recommend([out / "model.pt", tmp_path / "model.pt"], sequences, 10)
+    (one, item_ids), (two, _) = load_sasrec(out / "model.pt"), load_sasrec(tmp_path / "model.pt")
+    test = sequences[sequences["split"] == "test"]
+    history = torch.tensor([[0] * (CFG.max_len - len(h)) + [item_ids.index(i) + 1 for i in h]
+                            for h in test["history"]])
+    with torch.no_grad():
+        mean = sum(m.logits(m(history)[:, -1]).log_softmax(dim=1) for m in (one, two)) / 2
+    by_hand = {user: [item_ids[i] for i in row] for user, row in zip(test["user_id"], mean.topk(10).indices.tolist(),
+                                                                      strict=True)}
+    assert together == by_hand and together != first.recs
+    assert (top_items(one, history, 10) - 1).tolist() == [[item_ids.index(i) for i in first.recs[u]]
+                                                          for u in test["user_id"]]
+
+
+def test_ensemble_members_must_share_the_item_table(fitted, tmp_path: Path) -> None:
+    items, sequences, out, _ = fitted
+    reordered = items.iloc[::-1].reset_index(drop=True)  # same items, another order: another table
+    fit_and_recommend(CFG.model_copy(update={"epochs": 2}), reordered, sequences, 10, tmp_path)
+    with pytest.raises(ValueError, match="another item table"):
+        ensemble_recommend([out / "model.pt", tmp_path / "model.pt"], sequences, 10)
 
 
 def test_training_windows_cover_every_training_target_once() -> None:
