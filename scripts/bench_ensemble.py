@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
-from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
+from genrec.eval.metrics import ensemble_report
 from genrec.eval.recs import read_recs, write_recs
 
 if TYPE_CHECKING:
@@ -111,14 +111,11 @@ def main() -> None:
 
     systems = {**member_recs, **{name: read_recs(Path(path)) for name, path in (c.split("=", 1) for c in args.compare)},
                "ensemble": ranked}
-    per_user = {name: user_ndcg(recs, targets) for name, recs in systems.items()}
     result = {
         "command": command_line(), "machine": machine_description(), "dataset": args.dataset,
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run),
         "members": {name: {"checkpoint": str(ckpt), "recs": str(recs)} for name, ckpt, recs in members},
-        "metrics": {name: topk_metrics(recs, targets) for name, recs in systems.items()},
-        "ensemble_vs": {name: paired_difference(per_user["ensemble"], per_user[name]) for name in systems
-                        if name != "ensemble"},
+        **ensemble_report(systems, targets, "ensemble"),
         "candidates_per_user": sum(sizes) / len(sizes), "rerank_wall_s": round(wall, 1),
         "users_per_s": round(len(test) / wall, 2),
     }

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT
-from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
+from genrec.eval.metrics import ensemble_report
 from genrec.eval.recs import read_recs, write_recs
+
 
 def main() -> None:
     import torch
@@ -71,14 +72,11 @@ def main() -> None:
 
     systems = {**member_recs, **{name: read_recs(Path(path)) for name, path in (c.split("=", 1) for c in args.compare)},
                "sasrec_ensemble": ranked}
-    per_user = {name: user_ndcg(recs, targets) for name, recs in systems.items()}
     result = {
         "command": command_line(), "machine": machine_description(), "dataset": args.dataset,
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run),
         "members": [str(path) for path in paths], "sasrec_config": cfg.model_dump(exclude={"seed", "threads"}),
-        "metrics": {name: topk_metrics(recs, targets) for name, recs in systems.items()},
-        "ensemble_vs": {name: paired_difference(per_user["sasrec_ensemble"], per_user[name]) for name in systems
-                        if name != "sasrec_ensemble"},
+        **ensemble_report(systems, targets, "sasrec_ensemble"),
         "train_wall_s": train_wall, "rank_wall_s": round(wall, 1),
     }
     write_json(args.results or REPO_ROOT / "benchmarks" / "results" / f"sasrec_ensemble_{args.dataset}.json", result)

@@ -58,3 +58,13 @@ def paired_difference(variant: Mapping[str, float], base: Mapping[str, float]) -
     half = 1.96 * sd / math.sqrt(n)
     return {"ndcg@10_diff": round(mean, 6), "ci95_low": round(mean - half, 6), "ci95_high": round(mean + half, 6),
             "users_changed": sum(d != 0 for d in diffs), "users": n}
+
+
+def ensemble_report(systems: Mapping[str, Mapping[str, Sequence[str]]], targets: Mapping[str, str],
+                    ensemble: str) -> dict[str, dict]:
+    """What a seed-ensemble benchmark records: every system's top-k metrics (`metrics`) and the paired NDCG@10
+    difference of the system named `ensemble` to each other one (`ensemble_vs`)."""
+    per_user = {name: user_ndcg(recs, targets) for name, recs in systems.items()}
+    return {"metrics": {name: topk_metrics(recs, targets) for name, recs in systems.items()},
+            "ensemble_vs": {name: paired_difference(per_user[ensemble], per_user[name]) for name in systems
+                            if name != ensemble}}

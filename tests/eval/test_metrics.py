@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genrec.eval.metrics import paired_difference, topk_metrics, user_ndcg
+from genrec.eval.metrics import ensemble_report, paired_difference, topk_metrics, user_ndcg
 
 
 def test_hand_computed_ranks() -> None:
@@ -60,3 +60,14 @@ def test_paired_difference_interval_and_shared_users() -> None:
     assert paired_difference({"u1": 1.0, "other": 0.0}, {"u1": 0.5})["users"] == 1  # only shared users count
     with pytest.raises(ValueError, match="share no users"):
         paired_difference({"a": 1.0}, {"b": 1.0})
+
+
+def test_ensemble_report_scores_every_system_and_pairs_the_ensemble_with_the_others() -> None:
+    targets = {"u1": "a", "u2": "b"}
+    systems = {"one": {"u1": ["a"], "u2": ["x"]}, "two": {"u1": ["x", "a"], "u2": ["b"]},
+               "both": {"u1": ["a"], "u2": ["b"]}}
+    report = ensemble_report(systems, targets, "both")
+    assert set(report["metrics"]) == {"one", "two", "both"} and report["metrics"]["both"]["ndcg@10"] == 1.0
+    assert set(report["ensemble_vs"]) == {"one", "two"}
+    assert report["ensemble_vs"]["one"]["ndcg@10_diff"] == 0.5  # u2: 1 - 0
+    assert report["ensemble_vs"]["two"]["users_changed"] == 1  # u1 only: rank 2 -> 1
