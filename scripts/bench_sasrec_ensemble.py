@@ -47,7 +47,7 @@ def main() -> None:
     reference = sasrec_model_path(args.run)
     if not reference.is_file():
         raise SystemExit(f"{reference}: no trained SASRec in {args.run}; run `genrec baseline` there first")
-    cfg = SASRecConfig(**torch.load(reference, weights_only=False)["config"]).model_copy(
+    cfg = SASRecConfig(**torch.load(reference, map_location="cpu", weights_only=True)["config"]).model_copy(
         update={"threads": args.threads})
     if cfg.seed in args.seeds:
         raise SystemExit(f"seed {cfg.seed} is the run's own SASRec; --seeds takes the extra members' seeds")

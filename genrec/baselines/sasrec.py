@@ -128,7 +128,7 @@ def ensemble_top_items(models: Sequence[SASRec], histories: torch.Tensor, k: int
 
 def load_sasrec(path: Path) -> tuple[SASRec, list[str]]:
     """A SASRec saved by `fit_and_recommend` (`model.pt`), in eval mode, and its item ids in index order."""
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors, item ids, config: no pickled code
     model = SASRec(len(saved["item_ids"]), SASRecConfig(**saved["config"]))
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["item_ids"]
