@@ -45,6 +45,25 @@ class TrainingConfig(StrictModel):
     threads: int = Field(1, ge=1, description="torch threads; 1 avoids thread thrashing on a shared CPU")
 
 
+class DistillConfig(StrictModel):
+    """Ensemble distillation: the loss also pulls the model towards its teachers' mean predicted distribution
+    (genrec.train.soft_targets), so one model learns what a seed ensemble ranks. Teachers are models of the same
+    kind trained on the same run's split (never on its validation or test targets)."""
+
+    teachers: list[Path] = Field(min_length=1, description="SFT: genrec checkpoint folders (sft/ckpt) on this run's "
+                                 "sid_map.parquet; SASRec: model.pt files on this run's items")
+    weight: float = Field(0.5, gt=0, le=1, description="share of the loss on the teachers' targets; the rest is "
+                          "cross-entropy on the labels")
+    temperature: float = Field(1.0, gt=0, description="softens teacher and student alike; the KL term is scaled "
+                               "by its square")
+
+
+def unset_is_absent(value: Any) -> bool:
+    """`exclude_if` for optional features: an unset one is left out of dumps and hashes, so adding such a field
+    keeps existing stages' config hashes (and their finished outputs) valid."""
+    return value is None
+
+
 class ConfigError(ValueError):
     """A config file or override that cannot be turned into a valid run config."""
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from genrec.config import Epochs, LearningRate, Patience, StrictModel, TrainingConfig
+from genrec.config import (DistillConfig, Epochs, LearningRate, Patience, StrictModel, TrainingConfig,
+                           unset_is_absent)
 
 
 class SASRecConfig(TrainingConfig):
@@ -20,6 +21,9 @@ class SASRecConfig(TrainingConfig):
     lr: LearningRate = 1e-3
     epochs: Epochs = 200
     patience: Patience = Field(10, description="epochs without validation NDCG@10 gain before stopping")
+    distill: DistillConfig | None = Field(None, exclude_if=unset_is_absent, description="also train towards these SASRecs' (model.pt) mean "
+                                          "distribution over the items: the baseline's side of the decoder's "
+                                          "ensemble distillation")
 
 
 class BaselinesConfig(StrictModel):

@@ -26,8 +26,10 @@ from torch import nn
 
 from genrec.artifacts import atomic_output
 from genrec.baselines.config import SASRecConfig
+from genrec.config import DistillConfig
 from genrec.data.tensors import PAD, encode, item_index, left_pad, ndcg_at, user_training_items
 from genrec.progress import progress_bar
+from genrec.train.soft_targets import ensemble_log_probs, soft_target_loss
 
 EVAL_BATCH = 1024
 
@@ -149,17 +151,37 @@ def ensemble_recommend(paths: Sequence[Path], sequences: pd.DataFrame, k: int) -
     return {user: [item_ids[i] for i in row] for user, row in zip(users, top.tolist(), strict=True)}
 
 
+def load_teachers(cfg: SASRecConfig, item_ids: Sequence[str]) -> list[SASRec]:
+    """The SASRecs `cfg.distill` names (none without it), refusing one trained on another item table."""
+    teachers = []
+    for path in cfg.distill.teachers if cfg.distill else []:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"baselines.sasrec.distill.teachers: {path} does not exist")
+        model, items = load_sasrec(Path(path))
+        if items != list(item_ids):
+            raise ValueError(f"SASRec teacher {path} was trained on another item table than this run's items")
+        teachers.append(model.requires_grad_(False))
+    return teachers
+
+
 def _train_epoch(model: SASRec, optim: torch.optim.Optimizer, windows: torch.Tensor, batch_size: int,
-                 generator: torch.Generator) -> float:
-    """One pass over shuffled windows; cross-entropy over all items at every non-padding input position."""
+                 generator: torch.Generator, teachers: Sequence[SASRec] = (),
+                 distill: DistillConfig | None = None) -> float:
+    """One pass over shuffled windows; cross-entropy over all items at every non-padding input position (mixed
+    with the divergence from the `teachers`' mean distribution when distilling)."""
     model.train()
     total, count = 0.0, 0
     for idx in torch.randperm(len(windows), generator=generator).split(batch_size):
         batch = windows[idx]
         inputs, targets = batch[:, :-1], batch[:, 1:]
         keep = inputs != PAD  # left padding: a window's first real item is an input, never a target
-        hidden = model(inputs)[keep]
-        loss = nn.functional.cross_entropy(model.logits(hidden), targets[keep] - 1)
+        logits = model.logits(model(inputs)[keep])
+        if teachers:
+            with torch.no_grad():
+                soft = ensemble_log_probs([t.logits(t(inputs)[keep]) for t in teachers], distill.temperature)
+            loss = soft_target_loss(logits, targets[keep] - 1, soft, distill.weight, distill.temperature) / len(logits)
+        else:
+            loss = nn.functional.cross_entropy(logits, targets[keep] - 1)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -172,9 +194,11 @@ def _fingerprint(cfg: SASRecConfig, item_ids: np.ndarray, windows: torch.Tensor)
     """What a checkpoint must match to be resumed: the items, the windows and every setting that shapes the
     training trajectory (not `threads`, nor the schedule bounds `epochs` / `patience`, which may be changed
     to extend or cut short a resumed run)."""
-    config = cfg.model_dump(exclude={"threads", "epochs", "patience"})
+    config = cfg.model_dump(mode="json", exclude={"threads", "epochs", "patience"})
     digest = hashlib.sha256(json.dumps([config, item_ids.tolist()], sort_keys=True).encode())  # field order-free
     digest.update(windows.numpy().tobytes())
+    for teacher in cfg.distill.teachers if cfg.distill else []:
+        digest.update(Path(teacher).read_bytes())  # retrained teachers: start over
     return digest.hexdigest()
 
 
@@ -217,6 +241,7 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
     _, valid_hist, valid_targets = _split_rows(sequences, "valid", index, cfg.max_len)
     test_users, test_hist, _ = _split_rows(sequences, "test", index, cfg.max_len)
 
+    teachers = load_teachers(cfg, item_ids.tolist())
     model = SASRec(len(item_ids), cfg)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_path, fingerprint = out_dir / "checkpoint.pt", _fingerprint(cfg, item_ids, windows)
@@ -235,7 +260,7 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
         task = bar.add_task("SASRec epochs", total=cfg.epochs, completed=state["epoch"], status="")
         patience_left = state["epoch"] - state["best_epoch"] < cfg.patience
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1 if patience_left else 0):
-            loss = _train_epoch(model, optim, windows, cfg.batch_size, generator)
+            loss = _train_epoch(model, optim, windows, cfg.batch_size, generator, teachers, cfg.distill)
             bar.advance(task)
             if epoch % cfg.eval_every and epoch != cfg.epochs:
                 continue
@@ -256,7 +281,8 @@ def _fit(cfg: SASRecConfig, items: pd.DataFrame, sequences: pd.DataFrame, k: int
 
     model.load_state_dict(state["best_state"])
     with atomic_output(out_dir / "model.pt") as tmp:
-        torch.save({"state_dict": state["best_state"], "item_ids": item_ids.tolist(), "config": cfg.model_dump()},
+        torch.save({"state_dict": state["best_state"], "item_ids": item_ids.tolist(),
+                    "config": cfg.model_dump(mode="json")},
                    tmp)
     top = top_items(model, test_hist, k) - 1
     recs = {user: item_ids[row].tolist() for user, row in zip(test_users, top.numpy(), strict=True)}

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from genrec.artifacts import Manifest, RunPaths, stage_run, write_json
-from genrec.config import StrictModel
+from genrec.config import DistillConfig, StrictModel, unset_is_absent
 from genrec.model.config import ModelConfig
 from genrec.train.trainer_dir import trainer_dir
 
@@ -37,6 +37,9 @@ class SFTConfig(StrictModel):
 
     model: ModelConfig = ModelConfig()
     tasks: SFTTasks = SFTTasks()
+    distill: DistillConfig | None = Field(None, exclude_if=unset_is_absent, description="train towards teacher checkpoints' next-token "
+                                          "distribution too (label smoothing still applies to the label part); the "
+                                          "validation loss is then this objective, not plain cross-entropy")
     epochs: float = Field(10.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
     lr: float = Field(1e-3, gt=0)
@@ -87,6 +90,8 @@ class SFTConfig(StrictModel):
 def inputs(config: SFTConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
     needed = [paths.sequences, paths.items, paths.sid_map]
+    if config.distill is not None:
+        needed += [Path(teacher) / "model.safetensors" for teacher in config.distill.teachers]
     return needed + [paths.interests_labelled] if config.uses_interests else needed
 
 
@@ -107,6 +112,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
     from genrec.model.sid_tokens import parse_sid, sid_vocabulary
     from genrec.model.sources import lookup_sids, read_sid_map, user_interests
     from genrec.train.checkpoint_average import KeepTopCheckpoints, load_average, ranked_checkpoints
+    from genrec.train.distill import DistillationLoss, EnsembleTeacher
     from genrec.train.sft_data import (ExampleBuilder, SftSources, history_examples, to_dataset, train_examples,
                                       valid_sample)
     from genrec.train.sft_trainer import RankingProbe, RankingSFTTrainer, RichProgressCallback
@@ -142,7 +148,7 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
             learning_rate=config.lr, weight_decay=config.weight_decay, warmup_steps=config.warmup,
-            label_smoothing_factor=config.label_smoothing,
+            label_smoothing_factor=0.0 if config.distill else config.label_smoothing,  # else the loss applies it
             lr_scheduler_type=config.scheduler, eval_strategy=strategy, save_strategy=strategy,
             eval_steps=config.eval_every, save_steps=config.eval_every,
             save_total_limit=None if config.average_top > 1 else 2,
@@ -152,8 +158,13 @@ def run(config: SFTConfig, run_dir: Path) -> Manifest:
             disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, bf16=False,
             train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         )
+        distill = config.distill
+        distillation = None if distill is None else DistillationLoss(
+            EnsembleTeacher.load(distill.teachers, tokenizer.get_vocab()), distill.weight, distill.temperature,
+            config.label_smoothing)
         trainer = RankingSFTTrainer(model=model, args=args, train_dataset=to_dataset(train),
                                     eval_dataset=to_dataset(valid), processing_class=tokenizer, probe=probe,
+                                    distillation=distillation,
                                     callbacks=[RichProgressCallback()]
                                     + ([KeepTopCheckpoints(config.average_top)] if config.average_top > 1 else []))
         last = get_last_checkpoint(args.output_dir) if config.resume else None

@@ -15,6 +15,7 @@ from genrec.decode.hf_beam import constrained_beam_search
 from genrec.decode.trie import SidTrie
 from genrec.eval.metrics import topk_metrics
 from genrec.progress import progress_bar
+from genrec.train.distill import DistillationLoss
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,21 @@ class RankingProbe:
 
 
 class RankingSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose `evaluate` also reports the probe's HR/NDCG (prefixed like the loss: eval_ndcg@10)."""
+    """`SFTTrainer` whose `evaluate` also reports the probe's HR/NDCG (prefixed like the loss: eval_ndcg@10) and
+    whose distillation loss (when given) sees each batch."""
 
-    def __init__(self, *args, probe: RankingProbe | None = None, **kwargs):
+    def __init__(self, *args, probe: RankingProbe | None = None, distillation: DistillationLoss | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.probe = probe
+        self.probe, self.distillation = probe, distillation
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """trl's loss, or with teachers the distillation loss (one student forward; trl's token metrics skipped)."""
+        if self.distillation is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False)
+        loss = self.distillation(outputs.logits, inputs, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

@@ -106,6 +106,32 @@ def test_ensemble_members_must_share_the_item_table(fitted, tmp_path: Path) -> N
         ensemble_recommend([out / "model.pt", tmp_path / "model.pt"], sequences, 10)
 
 
+def test_distilling_alone_passes_on_what_the_teachers_know(fitted, tmp_path: Path) -> None:
+    """weight=1: the student never sees a label, only its teachers' mean distribution over the items. From the
+    trained SASRec it learns the cycle; from a 1-epoch teacher it does not; a teacher on another item table is
+    refused by name."""
+    from genrec.config import DistillConfig
+
+    items, sequences, out, _ = fitted
+    targets = _test_targets(sequences)
+    alone = DistillConfig(teachers=[out / "model.pt"], weight=1.0)
+    student = fit_and_recommend(CFG.model_copy(update={"seed": 9, "distill": alone}), items, sequences, 10,
+                                tmp_path / "student")
+    assert topk_metrics(student.recs, targets)["hr@10"] >= 0.9
+    assert load_sasrec(tmp_path / "student" / "model.pt")[0] is not None  # the config (with paths) reloads
+
+    fit_and_recommend(CFG.model_copy(update={"seed": 8, "epochs": 1, "eval_every": 1}), items, sequences, 10,
+                      tmp_path / "weak")
+    weak = DistillConfig(teachers=[tmp_path / "weak" / "model.pt"], weight=1.0)
+    copied = fit_and_recommend(CFG.model_copy(update={"seed": 9, "distill": weak}), items, sequences, 10,
+                               tmp_path / "copied")
+    assert topk_metrics(copied.recs, targets)["hr@10"] < 0.6
+
+    reordered = items.iloc[::-1].reset_index(drop=True)
+    with pytest.raises(ValueError, match="another item table"):
+        fit_and_recommend(CFG.model_copy(update={"distill": alone}), reordered, sequences, 10, tmp_path / "bad")
+
+
 def test_training_windows_cover_every_training_target_once() -> None:
     raw = {"long": [f"i{j}" for j in range(25)], "short": ["i0", "i1", "i2"], "mid": ["i25", "i26", "i27", "i28"]}
     sequences = leave_one_out(raw, max_history=20)

@@ -1,5 +1,6 @@
 """`scripts/bench_sasrec_ensemble.py`: trains the extra seeds beside the run's SASRec, ranks by their mean
-log-prob and reports members, ensemble and paired differences; the run's own seed is refused as an extra one."""
+log-prob and reports members, ensemble and paired differences; the run's own seed is refused as an extra one.
+With `--students` it also distils the members into single SASRecs and reports those."""
 
 from __future__ import annotations
 
@@ -55,3 +56,17 @@ def test_ensembles_the_run_sasrec_with_extra_seeds(tmp_path: Path, monkeypatch: 
     ensemble = read_recs(tmp_path / "seeds" / "ensemble" / "recs.jsonl")
     assert set(ensemble) == set(read_recs(RunPaths(run_dir).recs("sasrec")))
     assert all(len(items) == 12 == len(set(items)) for items in ensemble.values())
+    assert "students_vs" not in result
+
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "4", "5", "--students", "4"])
+    with pytest.raises(SystemExit, match="--students seeds must differ"):
+        bench.main()
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "4", "5", "--students", "6", "--distill-weight", "0.7"])
+    bench.main()  # members resume from their checkpoints; the student trains towards them
+    distilled = json.loads(results.read_text())
+    assert distilled["metrics"] == result["metrics"]
+    assert distilled["distill"]["weight"] == 0.7 and len(distilled["distill"]["teachers"]) == 3
+    assert list(distilled["student_metrics"]) == ["sasrec_student_s6"]
+    assert set(distilled["students_vs"]["sasrec_student_s6"]) == set(distilled["metrics"])
+    assert set(distilled["train_wall_s"]) == {"sasrec_s4", "sasrec_s5", "sasrec_student_s6"}
+    assert (tmp_path / "seeds" / "student6" / "model.pt").is_file()

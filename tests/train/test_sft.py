@@ -255,3 +255,23 @@ def make_history(run_dir: Path, user: str) -> list[str]:
 
     seq = load_sequences(run_dir)
     return list(seq[(seq["user_id"] == user) & (seq["split"] == "valid")]["history"].iloc[0])
+
+
+def test_distillation_alone_teaches_what_the_teacher_knows(trained: Path, tmp_path: Path) -> None:
+    """weight=1: the student never sees a label, only its teacher's next-token distribution. From the trained
+    teacher it learns the ring rule; from an untrained teacher (same vocabulary) it does not — so the rule comes
+    through the teacher, not through leaked labels. The teacher's weights are a hashed input of the stage."""
+    from genrec.model.config import ScratchConfig
+    from genrec.train.sft import run
+    from tiny_runs import save_random_checkpoint
+
+    teacher = RunPaths(trained).sft_ckpt
+    learned = run(sft_config(distill={"teachers": [str(teacher)], "weight": 1.0}), write_ring_run(tmp_path / "good"))
+    assert learned.metrics["best_metric"] > 0.9
+    assert str(teacher / "model.safetensors") in learned.inputs
+
+    random_run = write_ring_run(tmp_path / "random")
+    untrained = save_random_checkpoint(pd.read_parquet(RunPaths(random_run).sid_map), tmp_path / "untrained",
+                                       ScratchConfig(hidden=64, layers=2, heads=2, intermediate=128))
+    copied = run(sft_config(distill={"teachers": [str(untrained)], "weight": 1.0}), random_run)
+    assert copied.metrics["best_metric"] < 0.6
