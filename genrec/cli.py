@@ -223,7 +223,8 @@ def sft(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     only. sft.model.kind: scratch (small Llama over SID tokens) or llm (SmolLM2-135M-Instruct by default,
     full fine-tuning or LoRA with sft.model.lora). The checkpoint is chosen by validation NDCG@10 of
     constrained beam search (sft.select_by); a killed run resumes from sft/trainer/. Writes sft/ckpt/.
-    Several GPUs: `accelerate launch -m genrec.cli sft ...`."""
+    sft.distill={teachers: [other runs' sft/ckpt]} also trains towards their mean next-token distribution
+    (ensemble distillation). Several GPUs: `accelerate launch -m genrec.cli sft ...`."""
     cfg = _load(config, set_)
     manifest = _run_stage(cfg, "sft")
     table = Table(title=f"SFT ({cfg.sft.model.kind}) -> {RunPaths(cfg.run_dir).sft_ckpt}, "

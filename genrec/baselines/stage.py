@@ -18,7 +18,8 @@ def sasrec_model_path(run_dir: Path) -> Path:
 
 def inputs(config: BaselinesConfig, run_dir: Path) -> list[Path]:
     paths = RunPaths(Path(run_dir))
-    return [paths.items, paths.sequences]
+    distill = config.sasrec.distill if "sasrec" in config.systems else None
+    return [paths.items, paths.sequences, *(Path(teacher) for teacher in (distill.teachers if distill else []))]
 
 
 def run(config: BaselinesConfig, run_dir: Path) -> Manifest:
