@@ -21,9 +21,9 @@ class SASRecConfig(TrainingConfig):
     lr: LearningRate = 1e-3
     epochs: Epochs = 200
     patience: Patience = Field(10, description="epochs without validation NDCG@10 gain before stopping")
-    distill: DistillConfig | None = Field(None, exclude_if=unset_is_absent, description="also train towards these SASRecs' (model.pt) mean "
-                                          "distribution over the items: the baseline's side of the decoder's "
-                                          "ensemble distillation")
+    distill: DistillConfig | None = Field(
+        None, exclude_if=unset_is_absent, description="also train towards these SASRecs' (model.pt) mean "
+        "distribution over the items: the baseline's side of the decoder's ensemble distillation")
 
 
 class BaselinesConfig(StrictModel):

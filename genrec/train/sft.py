@@ -37,9 +37,9 @@ class SFTConfig(StrictModel):
 
     model: ModelConfig = ModelConfig()
     tasks: SFTTasks = SFTTasks()
-    distill: DistillConfig | None = Field(None, exclude_if=unset_is_absent, description="train towards teacher checkpoints' next-token "
-                                          "distribution too (label smoothing still applies to the label part); the "
-                                          "validation loss is then this objective, not plain cross-entropy")
+    distill: DistillConfig | None = Field(
+        None, exclude_if=unset_is_absent, description="train towards teacher checkpoints' next-token distribution "
+        "too (label smoothing still applies to the label part); the validation loss is then this objective")
     epochs: float = Field(10.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
     lr: float = Field(1e-3, gt=0)

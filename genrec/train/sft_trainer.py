@@ -41,7 +41,7 @@ class RankingProbe:
 
 class RankingSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose `evaluate` also reports the probe's HR/NDCG (prefixed like the loss: eval_ndcg@10) and
-    whose distillation loss (when given) sees each batch."""
+    which trains with a `DistillationLoss` when given one."""
 
     def __init__(self, *args, probe: RankingProbe | None = None, distillation: DistillationLoss | None = None,
                  **kwargs):
