@@ -26,7 +26,7 @@ from pathlib import Path
 
 from genrec.artifacts import RunPaths, command_line, machine_description, write_json
 from genrec.config import REPO_ROOT, DistillConfig
-from genrec.eval.metrics import ensemble_report, paired_difference, topk_metrics, user_ndcg
+from genrec.eval.metrics import ensemble_report
 from genrec.eval.recs import read_recs, write_recs
 
 
@@ -91,16 +91,17 @@ def main() -> None:
 
     systems = {**member_recs, **{name: read_recs(Path(path)) for name, path in (c.split("=", 1) for c in args.compare)},
                "sasrec_ensemble": ranked}
-    per_user = {name: user_ndcg(recs, targets) for name, recs in {**systems, **student_recs}.items()}
+    student_reports = {name: ensemble_report({**systems, name: recs}, targets, name)
+                       for name, recs in student_recs.items()}  # each student's metrics and paired differences
     result = {
         "command": command_line(), "machine": machine_description(), "dataset": args.dataset,
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "run": str(args.run),
         "members": [str(path) for path in paths], "sasrec_config": cfg.model_dump(exclude={"seed", "threads"}),
         **ensemble_report(systems, targets, "sasrec_ensemble"),
         **({"distill": distill.model_dump(mode="json"),
-            "student_metrics": {name: topk_metrics(recs, targets) for name, recs in student_recs.items()},
-            "students_vs": {student: {name: paired_difference(per_user[student], per_user[name]) for name in systems}
-                            for student in student_recs}} if student_recs else {}),
+            "student_metrics": {name: report["metrics"][name] for name, report in student_reports.items()},
+            "students_vs": {name: report["ensemble_vs"] for name, report in student_reports.items()}}
+           if student_recs else {}),
         "train_wall_s": train_wall, "rank_wall_s": round(wall, 1),
     }
     write_json(args.results or REPO_ROOT / "benchmarks" / "results" / f"sasrec_ensemble_{args.dataset}.json", result)

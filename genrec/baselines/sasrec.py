@@ -123,7 +123,7 @@ def ensemble_top_items(models: Sequence[SASRec], histories: torch.Tensor, k: int
     out = []
     for start in range(0, len(histories), EVAL_BATCH):
         batch = histories[start:start + EVAL_BATCH]
-        scores = sum(model.logits(model(batch)[:, -1]).log_softmax(dim=1) for model in models) / len(models)
+        scores = ensemble_log_probs([model.logits(model(batch)[:, -1]) for model in models])
         out.append(scores.topk(k, dim=1).indices + 1)
     return torch.cat(out)
 
